@@ -1,0 +1,212 @@
+"""The two commands, ``cgan-train`` and ``cgan-generate``: parse, validate, call.
+
+TensorFlow is imported only after the arguments are checked, so ``--help``
+and argument errors answer at once. Every failure the user can fix is one
+line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from .config import ARCHS, DATASETS, TrainConfig, validate_train_options
+from .errors import UsageError, UserError
+
+MAX_SAMPLES = 10_000
+
+TRAIN_EXAMPLES = """\
+examples:
+  cgan-train --dataset mnist --epochs 40                 # the full DCGAN run
+  cgan-train --arch mlp --epochs 40 --outdir runs/mlp    # the paper-style MLP
+  cgan-train --limit 2000 --epochs 2 --outdir /tmp/try   # a quick try
+  cgan-train --outdir runs/mlp --resume --epochs 60      # continue a run to 60 epochs
+"""
+
+GENERATE_EXAMPLES = """\
+examples:
+  cgan-generate --digit 7 --n 16                         # 16 sevens -> generated/digit_7.png
+  cgan-generate --digit all --n 10 --outdir runs/mlp     # a 10x10 grid, one row per digit
+  cgan-generate --digit 3 --n 5000 --npz threes.npz      # labelled synthetic data
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with errors on one line (and exit code 2)."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+
+
+def train_parser() -> argparse.ArgumentParser:
+    d = TrainConfig()
+    p = _Parser(prog="cgan-train", description="Train a conditional GAN on MNIST.",
+                epilog=TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = p.add_argument
+    add("--dataset", help=f"dataset: {', '.join(DATASETS)} (default {d.dataset})")
+    add("--arch", help=f"architecture: {', '.join(ARCHS)} (default {d.arch})")
+    add("--epochs", type=_int, help=f"total epochs to train (default {d.epochs})")
+    add("--batch-size", type=_int, help=f"images per step (default {d.batch_size})")
+    add("--latent-dim", type=_int, help=f"noise size (default {d.latent_dim})")
+    add("--g-width", type=_int,
+        help="generator width (dcgan: channels at 14x14, default 32; mlp: first layer, 256)")
+    add("--d-width", type=_int,
+        help="discriminator width (dcgan: channels of the first conv, default 32; mlp: 256)")
+    add("--lr", type=_number, help=f"Adam learning rate of both networks (default {d.lr})")
+    add("--beta1", type=_number, help=f"Adam beta_1 (default {d.beta1})")
+    add("--seed", type=_int, help="random seed (default: random, recorded in config.json)")
+    add("--outdir", help="folder for all outputs (default: the current folder)")
+    add("--data-dir", help="folder holding mnist.npz (default: $CGAN_DATA_DIR, then "
+                           "~/.keras/datasets, then download)")
+    add("--limit", type=_int, help="train on the first N training images only")
+    add("--sample-interval", type=_int,
+        help=f"write a sample grid every K epochs (default {d.sample_interval})")
+    add("--checkpoint-interval", type=_int,
+        help=f"write a checkpoint every K epochs (default {d.checkpoint_interval})")
+    add("--no-xla", dest="xla", action="store_false", default=None,
+        help="do not compile the training step with XLA")
+    add("--resume", action="store_true", default=None,
+        help="continue the run in --outdir from its latest checkpoint")
+    add("--overwrite", action="store_true", default=None,
+        help="replace a previous run in --outdir")
+    return p
+
+
+def generate_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="cgan-generate", description="Draw digits from a trained generator.",
+                epilog=GENERATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = p.add_argument
+    add("--digit", required=True, help="the digit to draw, 0..9, or 'all'")
+    add("--n", type=_int, default=16,
+        help=f"samples (per digit with 'all'), 1..{MAX_SAMPLES} (default 16)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--outdir", help="folder of a trained run (default: current folder)")
+    source.add_argument("--model", help="path of a generator.keras")
+    add("--seed", type=_int, help="random seed (default: random, printed)")
+    add("--out", help="PNG to write (default: generated/digit_D.png in --outdir)")
+    add("--npz", help="also save the samples as .npz: images uint8 (N,28,28), labels (N,)")
+    return p
+
+
+# --- validation (pure) -----------------------------------------------------------
+
+
+def validate_generate_args(args: argparse.Namespace):
+    """Check cgan-generate's arguments; return a GenerateRequest or raise UsageError."""
+    from .generate import GenerateRequest, model_path
+
+    digit = str(args.digit).strip().lower()
+    if digit == "all":
+        classes = tuple(range(10))
+    elif digit.isdigit() and 0 <= int(digit) <= 9:
+        classes = (int(digit),)
+    else:
+        raise UsageError(f"--digit must be 0..9 or 'all', got {args.digit!r}")
+    if not 1 <= args.n <= MAX_SAMPLES:
+        raise UsageError(f"--n must be in 1..{MAX_SAMPLES}, got {args.n}")
+    if args.seed is not None and not 0 <= args.seed < 2**31:
+        raise UsageError(f"--seed must be in 0..{2**31 - 1}, got {args.seed}")
+    if args.out is not None and not args.out.lower().endswith(".png"):
+        raise UsageError(f"--out must name a .png file, got {args.out!r}")
+    if args.npz is not None and not args.npz.lower().endswith(".npz"):
+        raise UsageError(f"--npz must name a .npz file, got {args.npz!r}")
+    root = Path(args.outdir or ".")
+    png = Path(args.out) if args.out else root / "generated" / f"digit_{digit}.png"
+    seed = secrets.randbelow(2**31) if args.seed is None else args.seed
+    return GenerateRequest(classes, args.n, model_path(args.outdir, args.model), png,
+                           Path(args.npz) if args.npz else None, seed)
+
+
+def _stored_config(outdir: str | None) -> dict | None:
+    path = Path(outdir or ".") / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read {path} ({err}); it is damaged: "
+                        "start a new run with --overwrite") from None
+    if not isinstance(stored, dict):
+        raise UserError(f"{path} is not a cgan-train config; start a new run with --overwrite")
+    return stored
+
+
+# --- entry points --------------------------------------------------------------------
+
+
+def _run(prog: str, body, argv) -> int:
+    """Run a command body, turning every expected failure into one line and an exit code."""
+    try:
+        return body(argv)
+    except UserError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except OSError as err:
+        where = f" {err.filename}" if err.filename else ""
+        print(f"{prog}: error: cannot write or read{where}: {err.strerror or err}; "
+              "check the path, its permissions and free disk space", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _train(argv) -> int:
+    args = train_parser().parse_args(argv)
+    given = vars(args)
+    stored = _stored_config(args.outdir) if args.resume else None
+    cfg = validate_train_options(given, stored)
+    _quiet_tensorflow()
+    from .training import Interrupted, train
+
+    print(f"cgan-train: {cfg.arch} on {cfg.dataset}"
+          f"{f' (first {cfg.limit} images)' if cfg.limit else ''}, {cfg.epochs} epochs, "
+          f"batch {cfg.batch_size}, lr {cfg.lr}, seed {cfg.seed}, outdir {cfg.outdir}", flush=True)
+    try:
+        train(cfg, log=lambda line: print(line, flush=True))
+    except Interrupted as stop:
+        print(f"cgan-train: {stop}", file=sys.stderr)
+        return stop.exit_code
+    return 0
+
+
+def _generate(argv) -> int:
+    args = generate_parser().parse_args(argv)
+    request = validate_generate_args(args)
+    _quiet_tensorflow()
+    from .generate import generate
+
+    for path in generate(request):
+        print(path)
+    print(f"seed {request.seed}", file=sys.stderr)
+    return 0
+
+
+def train_main(argv=None) -> int:
+    return _run("cgan-train", _train, argv)
+
+
+def generate_main(argv=None) -> int:
+    return _run("cgan-generate", _generate, argv)

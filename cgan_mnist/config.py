@@ -1,0 +1,118 @@
+"""Resolved options of a training run, and their validation.
+
+Pure Python: no TensorFlow, no file access beyond what the caller passes in,
+so argument errors are reported instantly and the checks are easy to test.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import asdict, dataclass, fields
+
+from .errors import UsageError
+
+ARCHS = ("mlp", "dcgan")  # mirrors models.ARCHS, kept here so the CLI need not import Keras
+DATASETS = ("mnist",)     # mirrors data.DATASETS
+DEFAULT_WIDTHS = {"dcgan": (32, 32), "mlp": (256, 256)}
+
+# Options that define the networks and the data stream: a resumed run must use
+# the same values, or its checkpoint would not fit / would not continue exactly.
+FIXED_ON_RESUME = ("dataset", "arch", "latent_dim", "g_width", "d_width", "batch_size",
+                   "limit", "seed", "lr", "beta1")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    dataset: str = "mnist"
+    arch: str = "dcgan"
+    epochs: int = 40
+    batch_size: int = 64
+    latent_dim: int = 100
+    g_width: int | None = None   # None: the architecture's default
+    d_width: int | None = None
+    lr: float = 2e-4
+    beta1: float = 0.5
+    seed: int | None = None      # None: drawn at random, then recorded
+    outdir: str = "."
+    data_dir: str | None = None
+    limit: int | None = None
+    sample_interval: int = 1
+    checkpoint_interval: int = 5
+    xla: bool = True
+    resume: bool = False
+    overwrite: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+OPTION_NAMES = tuple(f.name for f in fields(TrainConfig))
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_range(options: dict, name: str, low=None, high=None, *, positive=False):
+    value = options.get(name)
+    if value is None:
+        return
+    if positive and not value > 0:
+        raise UsageError(f"{_flag(name)} must be positive, got {value}")
+    if low is not None and value < low:
+        raise UsageError(f"{_flag(name)} must be at least {low}, got {value}")
+    if high is not None and value > high:
+        raise UsageError(f"{_flag(name)} must be at most {high}, got {value}")
+
+
+def validate_train_options(given: dict, stored: dict | None = None) -> TrainConfig:
+    """Turn the options a user gave into a complete, checked ``TrainConfig``.
+
+    ``given`` holds only the options present on the command line (others
+    absent or None). ``stored`` is the config.json of the run being resumed:
+    options not given are taken from it, and options that must not change on
+    resume are refused when they differ. Raises UsageError naming the flag.
+    """
+    given = {k: v for k, v in given.items() if v is not None and k in OPTION_NAMES}
+    if given.get("resume") and given.get("overwrite"):
+        raise UsageError("--resume and --overwrite contradict each other; give one of them")
+    if given.get("resume"):
+        if stored is None:
+            raise UsageError("--resume: no run to resume in the output folder "
+                             "(no config.json); start a new run without --resume")
+        _refuse_changes(given, stored)
+        base = {k: stored[k] for k in OPTION_NAMES if k in stored}
+        given = {**base, "resume": True, "overwrite": False, **given}
+
+    for name, low in (("epochs", 1), ("batch_size", 1), ("latent_dim", 1), ("g_width", 1),
+                      ("d_width", 1), ("limit", 1), ("sample_interval", 1),
+                      ("checkpoint_interval", 1), ("seed", 0)):
+        _check_range(given, name, low)
+    _check_range(given, "lr", positive=True)
+    _check_range(given, "beta1", 0.0, 0.999999)
+    _check_range(given, "seed", high=2**31 - 1)
+    if given.get("arch", "dcgan") not in ARCHS:
+        raise UsageError(f"unknown --arch {given['arch']!r}; choose one of {', '.join(ARCHS)}")
+    if given.get("dataset", "mnist") not in DATASETS:
+        raise UsageError(f"unknown --dataset {given['dataset']!r}; "
+                         f"choose one of {', '.join(DATASETS)}")
+    limit, batch = given.get("limit"), given.get("batch_size", TrainConfig.batch_size)
+    if limit is not None and limit < batch:
+        raise UsageError(f"--limit {limit} is smaller than --batch-size {batch}: "
+                         "not one full batch; raise --limit or lower --batch-size")
+
+    arch = given.get("arch", TrainConfig.arch)
+    g_default, d_default = DEFAULT_WIDTHS[arch]
+    given.setdefault("g_width", g_default)
+    given.setdefault("d_width", d_default)
+    if given.get("seed") is None:
+        given["seed"] = secrets.randbelow(2**31)
+    return TrainConfig(**given)
+
+
+def _refuse_changes(given: dict, stored: dict) -> None:
+    for name in FIXED_ON_RESUME:
+        if name in given and name in stored and given[name] != stored[name]:
+            raise UsageError(
+                f"--resume: {_flag(name)} {given[name]} differs from the run's "
+                f"{stored[name]}; drop {_flag(name)} or start a new run in another --outdir")

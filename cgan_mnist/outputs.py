@@ -1,0 +1,192 @@
+"""Files a run writes: image grids, PNGs, the GIF, the loss plot, history, config.
+
+Every file is written whole: to a temporary name in the same folder, then
+renamed over the target, so a crash or kill never leaves half a file and the
+previous good version stays until the new one is complete. Nothing here
+imports TensorFlow; images arrive as NumPy arrays with values in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+GRID_PAD = 2  # pixels of background between and around the cells of a grid
+VALUE_RANGE = (-1.0, 1.0)  # what the tanh generator outputs
+
+
+# --- atomic writes ------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp",
+                               dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    return Path(path)
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, obj) -> Path:
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+# --- images -------------------------------------------------------------------
+
+
+def to_uint8(images: np.ndarray, value_range=VALUE_RANGE) -> np.ndarray:
+    """Map images from ``value_range`` to 0..255, clipping, dropping a channel axis."""
+    low, high = value_range
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim == 4:
+        images = images[..., 0]
+    scaled = (images - low) / (high - low) * 255.0
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def make_grid(images: np.ndarray, cols: int, value_range=VALUE_RANGE,
+              pad: int = GRID_PAD) -> np.ndarray:
+    """Tile (N, H, W[, 1]) images row by row into one uint8 (rows*H+pad.., cols*W+pad..) image."""
+    tiles = to_uint8(images, value_range)
+    n, h, w = tiles.shape
+    rows = -(-n // cols)
+    grid = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad), dtype=np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        top, left = pad + r * (h + pad), pad + c * (w + pad)
+        grid[top:top + h, left:left + w] = tile
+    return grid
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    import imageio.v3 as iio
+
+    return iio.imwrite("<bytes>", image, extension=".png")
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
+    return write_bytes(path, encode_png(image))
+
+
+def save_grid(path: str | os.PathLike, images: np.ndarray, cols: int,
+              value_range=VALUE_RANGE) -> Path:
+    return save_png(path, make_grid(images, cols, value_range))
+
+
+def save_gif(path: str | os.PathLike, frames: list[np.ndarray], seconds_per_frame: float = 0.4,
+             hold_last: int = 4) -> Path:
+    """Animate equal-sized uint8 frames; the last one is shown a little longer."""
+    import imageio.v3 as iio
+
+    frames = list(frames) + [frames[-1]] * hold_last
+    data = iio.imwrite("<bytes>", np.stack(frames), extension=".gif",
+                       duration=int(seconds_per_frame * 1000), loop=0)
+    return write_bytes(path, data)
+
+
+def read_png(path: str | os.PathLike) -> np.ndarray:
+    import imageio.v3 as iio
+
+    return iio.imread(path)
+
+
+def save_samples_npz(path: str | os.PathLike, images: np.ndarray, labels: np.ndarray) -> Path:
+    """Raw samples as labelled data: ``images`` uint8 (N, 28, 28), ``labels`` int64 (N,)."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, images=to_uint8(images), labels=np.asarray(labels, np.int64))
+    return write_bytes(path, buffer.getvalue())
+
+
+# --- history and the loss plot ------------------------------------------------
+
+
+HISTORY_FIELDS = ("step", "epoch", "d_loss", "g_loss", "d_real", "d_fake")
+
+
+def write_history(path: str | os.PathLike, rows: list[dict]) -> Path:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k])
+                         for k in HISTORY_FIELDS})
+    return write_text(path, out.getvalue())
+
+
+def read_history(path: str | os.PathLike) -> list[dict]:
+    with open(path, newline="") as f:
+        return [{"step": int(r["step"]), "epoch": int(r["epoch"]),
+                 **{k: float(r[k]) for k in HISTORY_FIELDS[2:]}}
+                for r in csv.DictReader(f)]
+
+
+def smooth(values: np.ndarray, weight: float | None = None) -> np.ndarray:
+    """Exponential moving average with bias correction (TensorBoard-style).
+
+    By default the averaging window grows with the run: about 1/20 of the steps,
+    between roughly 3 and 100 steps.
+    """
+    if weight is None:
+        weight = float(np.clip(1 - 20 / max(len(values), 1), 0.6, 0.99))
+    out = np.empty(len(values))
+    avg = 0.0
+    for i, v in enumerate(values):
+        avg = weight * avg + (1 - weight) * v
+        out[i] = avg / (1 - weight ** (i + 1))
+    return out
+
+
+def plot_losses(path: str | os.PathLike, rows: list[dict]) -> Path:
+    """G and D losses per step (raw, faint; smoothed, solid) with epoch means (dots)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = np.array([r["step"] for r in rows])
+    epochs = np.array([r["epoch"] for r in rows])
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    for key, name, color in (("d_loss", "D loss", "tab:blue"), ("g_loss", "G loss", "tab:orange")):
+        values = np.array([r[key] for r in rows])
+        ax.plot(steps, values, color=color, alpha=0.2, linewidth=0.6)
+        ax.plot(steps, smooth(values), color=color, linewidth=1.5, label=f"{name} (smoothed)")
+        ends = [steps[epochs == e].max() for e in np.unique(epochs)]
+        means = [values[epochs == e].mean() for e in np.unique(epochs)]
+        ax.plot(ends, means, "o", color=color, markersize=4, label=f"{name}, epoch mean")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("binary cross-entropy")
+    ax.set_title("cGAN losses")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize="small")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return write_bytes(path, buffer.getvalue())

@@ -1,0 +1,346 @@
+"""A training run: data -> models -> the epoch loop -> files under --outdir.
+
+``train(cfg)`` is the whole run. It resumes exactly from the latest checkpoint
+when ``cfg.resume`` is set: the checkpoint holds both networks, both
+optimizers, the noise generator's state and the global step; the data order
+of every epoch and the fixed sample noise are functions of the seed.
+SIGINT/SIGTERM finish the current step, save everything and raise
+``Interrupted``.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import outputs
+from .config import TrainConfig
+from .errors import UserError
+
+SAMPLE_COLUMNS = 10  # fixed-noise grid: one row per class, this many columns
+CHECKPOINTS_KEPT = 3
+
+
+class Interrupted(Exception):
+    """Training stopped by a signal after saving; ``exit_code`` is 128 + signal number."""
+
+    def __init__(self, signum: int, outdir: Path, step: int):
+        self.exit_code = 128 + signum
+        name = signal.Signals(signum).name
+        super().__init__(f"{name} received: stopped at step {step} and saved a checkpoint; "
+                         f"continue with: cgan-train --outdir {outdir} --resume")
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where a run keeps its files."""
+
+    root: Path
+
+    @property
+    def generated(self) -> Path:
+        return self.root / "generated"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def history(self) -> Path:
+        return self.root / "history.csv"
+
+    @property
+    def generator(self) -> Path:
+        return self.root / "generator.keras"
+
+    @property
+    def losses_plot(self) -> Path:
+        return self.plots / "losses.png"
+
+    @property
+    def progress_gif(self) -> Path:
+        return self.generated / "progress.gif"
+
+    def epoch_grid(self, epoch: int) -> Path:
+        return self.generated / f"epoch_{epoch:04d}.png"
+
+    def epoch_grids(self) -> list[Path]:
+        return sorted(self.generated.glob("epoch_[0-9][0-9][0-9][0-9].png"))
+
+    def holds_run(self) -> bool:
+        return self.config.exists() or self.checkpoints.exists()
+
+    def remove_run(self) -> None:
+        """Delete a previous run's files (for --overwrite); other files stay."""
+        shutil.rmtree(self.checkpoints, ignore_errors=True)
+        for path in [self.config, self.history, self.generator, self.losses_plot,
+                     self.progress_gif, *self.epoch_grids()]:
+            path.unlink(missing_ok=True)
+
+
+def fixed_noise(seed: int, latent_dim: int, num_classes: int,
+                columns: int = SAMPLE_COLUMNS) -> tuple[np.ndarray, np.ndarray]:
+    """Noise and one-hot labels of the progress grid: row r is class r, and each
+    column keeps the same noise in every row and for the whole run."""
+    rng = np.random.default_rng([seed, 0xF1ED])
+    noise = rng.standard_normal((columns, latent_dim)).astype(np.float32)
+    noise = np.tile(noise, (num_classes, 1))
+    labels = np.repeat(np.eye(num_classes, dtype=np.float32), columns, axis=0)
+    return noise, labels
+
+
+# --- the run ------------------------------------------------------------------
+
+
+def train(cfg: TrainConfig, log=print, progress: bool | None = None) -> RunPaths:
+    """Train a cGAN as configured, writing every output under ``cfg.outdir``."""
+    from . import data
+
+    paths = RunPaths(Path(cfg.outdir))
+    _prepare_outdir(paths, cfg)
+    dataset = data.load(cfg.dataset, cfg.data_dir)
+    feeder = data.EpochFeeder(dataset.train, dataset.num_classes, cfg.batch_size,
+                              seed=cfg.seed, limit=cfg.limit)
+    run = _Run(cfg, paths, dataset, feeder, log)
+    run.loop(show_progress=sys.stderr.isatty() if progress is None else progress)
+    return paths
+
+
+def _prepare_outdir(paths: RunPaths, cfg: TrainConfig) -> None:
+    if paths.holds_run() and not (cfg.resume or cfg.overwrite):
+        raise UserError(f"{paths.root} already holds a run; pass --resume to continue it, "
+                        "--overwrite to replace it, or choose another --outdir")
+    if cfg.resume and not paths.checkpoints.exists():
+        raise UserError(f"--resume: no checkpoints in {paths.checkpoints}; "
+                        "start a new run with --overwrite")
+    if cfg.overwrite:
+        paths.remove_run()
+    for folder in (paths.root, paths.generated, paths.plots):
+        folder.mkdir(parents=True, exist_ok=True)
+
+
+class _Run:
+    """State of one training run; ``loop`` drives it epoch by epoch."""
+
+    def __init__(self, cfg: TrainConfig, paths: RunPaths, dataset, feeder, log):
+        import keras
+        import tensorflow as tf
+
+        from .gan import CGAN
+        from .models import ModelConfig, build_models, training_flops_per_image
+
+        self.cfg, self.paths, self.feeder, self.log = cfg, paths, feeder, log
+        keras.utils.set_random_seed(cfg.seed)
+        self.model_cfg = ModelConfig(cfg.arch, cfg.latent_dim, dataset.num_classes,
+                                     cfg.g_width, cfg.d_width)
+        generator, discriminator = build_models(self.model_cfg)
+        self.gan = CGAN(generator, discriminator, lr=cfg.lr, beta1=cfg.beta1, seed=cfg.seed,
+                        jit_compile=cfg.xla)
+        self.step = tf.Variable(0, dtype=tf.int64, name="step")
+        checkpoint = tf.train.Checkpoint(step=self.step, **self.gan.checkpoint_items())
+        self.manager = tf.train.CheckpointManager(checkpoint, str(paths.checkpoints),
+                                                  max_to_keep=CHECKPOINTS_KEPT)
+        self.history: list[dict] = []
+        self.sample_inputs = fixed_noise(cfg.seed, cfg.latent_dim, dataset.num_classes)
+        self.flops_per_image = training_flops_per_image(generator, discriminator)
+        self.run_info = {
+            "config": cfg.to_dict(),
+            "model": self.model_cfg.to_dict(),
+            "data": {"name": dataset.name, "path": str(dataset.path),
+                     "train_examples": feeder.num_examples, "image_shape": [28, 28, 1],
+                     "num_classes": dataset.num_classes,
+                     "steps_per_epoch": feeder.steps_per_epoch},
+            "params": {"generator": generator.count_params(),
+                       "discriminator": discriminator.count_params()},
+            "training_flops_per_image": self.flops_per_image,
+        }
+        if cfg.resume:
+            self._restore()
+        else:
+            self.write_config()
+
+    # -- state -----------------------------------------------------------------
+
+    def _restore(self) -> None:
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            raise UserError(f"--resume: no checkpoint in {self.paths.checkpoints}; "
+                            "start a new run with --overwrite")
+        try:
+            self.manager.checkpoint.restore(latest).assert_existing_objects_matched()
+        except Exception as err:  # noqa: BLE001 - any restore failure is the file's fault
+            raise UserError(f"cannot restore {latest} ({type(err).__name__}); it is corrupt or "
+                            "from another configuration: start a new run with --overwrite") from None
+        step = int(self.step.numpy())
+        if self.paths.history.exists():
+            self.history = [r for r in outputs.read_history(self.paths.history)
+                            if r["step"] <= step]
+        self.log(f"resumed from {latest} at step {step} (epoch {self.epoch_of(step)})")
+
+    def epoch_of(self, step: int) -> int:
+        """The epoch that step number ``step + 1`` belongs to (1-based)."""
+        return step // self.feeder.steps_per_epoch + 1
+
+    def write_config(self, **extra) -> None:
+        outputs.write_json(self.paths.config, {**self.run_info["config"], "run": {
+            k: v for k, v in self.run_info.items() if k != "config"} | extra})
+
+    # -- the loop --------------------------------------------------------------
+
+    def loop(self, show_progress: bool) -> None:
+        steps_per_epoch = self.feeder.steps_per_epoch
+        first_epoch = self.epoch_of(int(self.step.numpy()))
+        durations: list[float] = []
+        with _SignalCatcher() as signals:
+            for epoch in range(first_epoch, self.cfg.epochs + 1):
+                skip = int(self.step.numpy()) - (epoch - 1) * steps_per_epoch
+                started = time.perf_counter()
+                rows = self._run_epoch(epoch, skip, signals, show_progress)
+                durations.append(time.perf_counter() - started)
+                self._check_finite(rows)
+                self.history += rows
+                if signals.received:
+                    self._save(epoch)
+                    raise Interrupted(signals.received, self.paths.root, int(self.step.numpy()))
+                self.log(self._epoch_line(epoch, rows, durations))
+                self._save_at_intervals(epoch)
+        self._finish()
+
+    def _run_epoch(self, epoch: int, skip: int, signals, show_progress: bool) -> list[dict]:
+        batches = self.feeder.epoch(epoch).skip(skip)
+        bar = _ProgressBar(self.feeder.steps_per_epoch, epoch) if show_progress else None
+        pending = []
+        for images, labels in batches:
+            pending.append(self.gan.train_step(images, labels))
+            self.step.assign_add(1)
+            if bar:
+                bar.update(skip + len(pending))
+            if signals.received:
+                break
+        if bar:
+            bar.close()
+        first = int(self.step.numpy()) - len(pending) + 1
+        return [{"step": first + i, "epoch": epoch,
+                 **{k: float(v) for k, v in metrics.items()}}
+                for i, metrics in enumerate(pending)]
+
+    def _check_finite(self, rows: list[dict]) -> None:
+        for row in rows:
+            if not all(math.isfinite(row[k]) for k in ("d_loss", "g_loss")):
+                kept = self.manager.latest_checkpoint or "none yet"
+                raise UserError(
+                    f"losses became non-finite at epoch {row['epoch']}, step {row['step']} "
+                    f"(d_loss {row['d_loss']}, g_loss {row['g_loss']}); nothing was saved after "
+                    f"the last good checkpoint ({kept}); lower --lr or change --seed")
+
+    def _epoch_line(self, epoch: int, rows: list[dict], durations: list[float]) -> str:
+        means = {k: np.mean([r[k] for r in rows]) for k in ("d_loss", "g_loss", "d_real", "d_fake")}
+        speed = len(rows) * self.cfg.batch_size / durations[-1]
+        steady = durations[1:] or durations  # the first epoch includes compiling the step
+        eta = (self.cfg.epochs - epoch) * float(np.mean(steady[-3:]))
+        return (f"epoch {epoch:>3}/{self.cfg.epochs}  d_loss {means['d_loss']:.3f}  "
+                f"g_loss {means['g_loss']:.3f}  D(x) {means['d_real']:.3f}  "
+                f"D(G(z)) {means['d_fake']:.3f}  {speed:,.0f} img/s  "
+                f"elapsed {_clock(sum(durations))}  eta {_clock(eta)}")
+
+    # -- outputs ---------------------------------------------------------------
+
+    def _save_at_intervals(self, epoch: int) -> None:
+        final = epoch == self.cfg.epochs
+        self._save(epoch, samples=epoch % self.cfg.sample_interval == 0 or final,
+                   checkpoint=epoch % self.cfg.checkpoint_interval == 0 or final)
+
+    def _save(self, epoch: int, *, samples: bool = True, checkpoint: bool = True) -> None:
+        if not (samples or checkpoint):
+            return
+        outputs.write_history(self.paths.history, self.history)
+        if samples:
+            images = self.gan.generate(*self.sample_inputs).numpy()
+            outputs.save_grid(self.paths.epoch_grid(epoch), images, cols=SAMPLE_COLUMNS)
+            outputs.plot_losses(self.paths.losses_plot, self.history)
+        if checkpoint:
+            self.manager.save(checkpoint_number=int(self.step.numpy()))
+            with outputs.atomic_path(self.paths.generator, suffix=".keras") as tmp:
+                self.gan.generator.save(tmp)
+
+    def _finish(self) -> None:
+        grids = self.paths.epoch_grids()
+        if grids:
+            outputs.save_gif(self.paths.progress_gif, [outputs.read_png(p) for p in grids])
+        self.write_config(finished_step=int(self.step.numpy()), finished_epochs=self.cfg.epochs)
+        self.log(f"done: outputs in {self.paths.root.resolve()}")
+
+
+# --- small helpers --------------------------------------------------------------
+
+
+class _SignalCatcher:
+    """While active, SIGINT/SIGTERM set ``received`` instead of killing the process."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.received = 0
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        self.received = signum
+
+    def __enter__(self):
+        if _in_main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr, for terminals."""
+
+    def __init__(self, total: int, epoch: int, width: int = 30):
+        self.total, self.epoch, self.width = total, epoch, width
+        self.started = time.perf_counter()
+
+    def update(self, done: int) -> None:
+        if done % 10 and done != self.total:
+            return
+        filled = self.width * done // self.total
+        bar = "#" * filled + "." * (self.width - filled)
+        sys.stderr.write(f"\r  epoch {self.epoch} [{bar}] {done}/{self.total}")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        sys.stderr.write("\r" + " " * (self.width + 40) + "\r")
+        sys.stderr.flush()
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"

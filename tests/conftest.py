@@ -1,0 +1,58 @@
+"""Shared fixtures: the real MNIST file, tiny slices of it, and a tiny trained run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _find_mnist() -> Path:
+    candidates = [os.environ.get("CGAN_DATA_DIR"), REPO.parent / "shared" / "data"]
+    for folder in candidates:
+        if folder and (Path(folder) / "mnist.npz").is_file():
+            return Path(folder) / "mnist.npz"
+    raise FileNotFoundError("tests need the real mnist.npz: set CGAN_DATA_DIR to its folder "
+                            "(CI uses ../shared/data)")
+
+
+@pytest.fixture(scope="session")
+def mnist_path() -> Path:
+    return _find_mnist()
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_path):
+    from cgan_mnist import data
+
+    return data.load_npz(mnist_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory, mnist) -> Path:
+    """A data folder holding mnist.npz with the first 1024 train and 256 test images."""
+    folder = tmp_path_factory.mktemp("tiny_data")
+    np.savez(folder / "mnist.npz",
+             x_train=mnist.train.images[:1024], y_train=mnist.train.labels[:1024].astype(np.uint8),
+             x_test=mnist.test.images[:256], y_test=mnist.test.labels[:256].astype(np.uint8))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, tiny_data_dir) -> Path:
+    """A real 2-epoch cgan-train run (dcgan, 256 images), shared by the read-only tests."""
+    from cgan_mnist.config import validate_train_options
+    from cgan_mnist.training import train
+
+    outdir = tmp_path_factory.mktemp("run")
+    cfg = validate_train_options({"epochs": 2, "limit": 256, "batch_size": 32, "seed": 3,
+                                  "outdir": str(outdir), "data_dir": str(tiny_data_dir),
+                                  "checkpoint_interval": 1, "xla": False})
+    train(cfg, log=lambda line: None, progress=False)
+    return outdir

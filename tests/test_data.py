@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+
+from cgan_mnist import data
+from cgan_mnist.errors import UserError
+
+
+def _write(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+def _good_arrays(n=64):
+    rng = np.random.default_rng(0)
+    return dict(x_train=rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+                y_train=np.arange(n, dtype=np.uint8) % 10,
+                x_test=rng.integers(0, 256, (16, 28, 28), dtype=np.uint8),
+                y_test=np.arange(16, dtype=np.uint8) % 10)
+
+
+def test_real_mnist_loads(mnist):
+    assert mnist.train.images.shape == (60000, 28, 28)
+    assert mnist.test.images.shape == (10000, 28, 28)
+    assert set(np.unique(mnist.train.labels)) == set(range(10))
+
+
+def test_lookup_order_data_dir_then_env_then_cache(tmp_path, monkeypatch):
+    flag_dir, env_dir, home = tmp_path / "flag", tmp_path / "env", tmp_path / "home"
+    for folder in (flag_dir, env_dir, home / ".keras" / "datasets"):
+        folder.mkdir(parents=True)
+        _write(folder / "mnist.npz", **_good_arrays())
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv(data.DATA_ENV_VAR, str(env_dir))
+    assert data.locate("mnist", str(flag_dir), download=False) == flag_dir / "mnist.npz"
+    assert data.locate("mnist", None, download=False) == env_dir / "mnist.npz"
+    monkeypatch.delenv(data.DATA_ENV_VAR)
+    assert data.locate("mnist", None, download=False) == home / ".keras/datasets/mnist.npz"
+
+
+def test_no_data_anywhere_says_how_to_provide_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv(data.DATA_ENV_VAR, raising=False)
+    with pytest.raises(UserError, match="--data-dir DIR or set CGAN_DATA_DIR"):
+        data.locate("mnist", None, download=False)
+    with pytest.raises(UserError, match="not found"):
+        data.locate("mnist", str(tmp_path / "nowhere"), download=False)
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda a: a.pop("y_test"), "missing arrays y_test"),
+    (lambda a: a.update(x_train=a["x_train"].astype(np.float32)), "expected uint8"),
+    (lambda a: a.update(x_train=a["x_train"][:, :20]), "expected uint8"),
+    (lambda a: a.update(y_train=a["y_train"][:10]), "integer labels"),
+    (lambda a: a.update(y_train=a["y_train"] + 5), "labels outside 0..9"),
+])
+def test_wrong_layout_is_named(tmp_path, change, problem):
+    arrays = _good_arrays()
+    change(arrays)
+    path = _write(tmp_path / "mnist.npz", **arrays)
+    with pytest.raises(UserError, match=problem):
+        data.load_npz(path)
+
+
+def test_truncated_or_garbage_file_is_reported(tmp_path):
+    path = _write(tmp_path / "mnist.npz", **_good_arrays())
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(UserError, match="cannot read it as .npz"):
+        data.load_npz(path)
+    path.write_text("not a zip file")
+    with pytest.raises(UserError, match="cannot read it as .npz"):
+        data.load_npz(path)
+
+
+def test_model_inputs_scaled_to_tanh_range_and_one_hot():
+    x, y = data.to_model_inputs(np.array([[[0, 255]]], np.uint8), np.array([3]), 10)
+    assert x.shape == (1, 1, 2, 1) and x.dtype == np.float32
+    assert x.min() == -1.0 and x.max() == 1.0
+    assert y.tolist() == [[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]]
+
+
+def test_feeder_keeps_pairs_together_and_reshuffles_per_epoch(mnist):
+    feeder = data.EpochFeeder(mnist.train, 10, batch_size=32, seed=5, limit=200)
+    assert feeder.steps_per_epoch == 6  # 200 // 32, last partial batch dropped
+    batches = list(feeder.epoch(1))
+    assert len(batches) == 6
+    images, labels = (np.concatenate([np.asarray(b[i]) for b in batches]) for i in (0, 1))
+    assert images.shape == (192, 28, 28, 1) and labels.shape == (192, 10)
+    assert images.min() >= -1 and images.max() <= 1
+    # Every (image, label) pair is one of the first 200 training pairs.
+    originals = {mnist.train.images[i].tobytes(): mnist.train.labels[i] for i in range(200)}
+    as_uint8 = np.rint((images[..., 0] + 1) * 127.5).astype(np.uint8)
+    for image, onehot in zip(as_uint8, labels):
+        assert originals[image.tobytes()] == onehot.argmax()
+    first = [np.asarray(b[1]).argmax(1).tolist() for b in batches]
+    again = [np.asarray(b[1]).argmax(1).tolist() for b in feeder.epoch(1)]
+    other = [np.asarray(b[1]).argmax(1).tolist() for b in feeder.epoch(2)]
+    assert first == again and first != other
