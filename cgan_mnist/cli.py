@@ -39,7 +39,11 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with errors on one line (and exit code 2)."""
 
     def error(self, message):
-        raise UsageError(f"{message} (see {self.prog} --help)")
+        raise UsageError(f"{_one_line(message)} (see {self.prog} --help)")
+
+
+def _one_line(text) -> str:
+    return str(text).replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _int(text: str) -> int:
@@ -157,11 +161,11 @@ def _run(prog: str, body, argv) -> int:
     try:
         return body(argv)
     except UserError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
+        print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
         return err.exit_code
     except OSError as err:
         where = f" {err.filename}" if err.filename else ""
-        print(f"{prog}: error: cannot write or read{where}: {err.strerror or err}; "
+        print(f"{prog}: error: cannot write or read{where}: {_one_line(err.strerror or err)}; "
               "check the path, its permissions and free disk space", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

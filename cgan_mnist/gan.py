@@ -77,4 +77,9 @@ class CGAN:
             "g_optimizer": self.g_optimizer,
             "d_optimizer": self.d_optimizer,
             "rng": self.rng,
+            # Dropout's random state lives in Keras seed-generator variables that
+            # Keras does not list among a model's weights; without them a
+            # resumed run would draw different dropout masks.
+            "seed_states": [v for model in (self.generator, self.discriminator)
+                            for v in model.variables if "seed_generator_state" in v.path],
         }

@@ -1,0 +1,207 @@
+"""The two commands as a user runs them: real subprocesses, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cgan_mnist import cli, outputs
+from cgan_mnist.errors import UsageError
+
+
+def run(command, *args, env_extra=None, cwd=None):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env_extra or {})}
+    code = f"import sys; from cgan_mnist.cli import {command}_main as m; sys.exit(m())"
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=300)
+
+
+def assert_one_line_error(result, code, *phrases):
+    assert result.returncode == code, result.stderr
+    lines = [line for line in result.stderr.splitlines()
+             if line.startswith(("cgan-train", "cgan-generate"))]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for phrase in phrases:
+        assert phrase in lines[0], lines[0]
+
+
+# --- the whole path: train, then generate --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory, tiny_data_dir):
+    outdir = tmp_path_factory.mktemp("cli_run")
+    result = run("train", "--limit", 256, "--epochs", 2, "--batch-size", 32, "--seed", 0,
+                 "--checkpoint-interval", 1, "--outdir", outdir,
+                 env_extra={"CGAN_DATA_DIR": str(tiny_data_dir)})
+    assert result.returncode == 0, result.stderr
+    return outdir, result.stdout
+
+
+def test_train_writes_every_output(cli_run):
+    outdir, stdout = cli_run
+    epoch_lines = [line for line in stdout.splitlines() if line.startswith("epoch")]
+    assert len(epoch_lines) == 2
+    for word in ("d_loss", "g_loss", "D(x)", "D(G(z))", "img/s", "elapsed", "eta"):
+        assert word in epoch_lines[0]
+    for epoch in (1, 2):
+        grid = outputs.read_png(outdir / "generated" / f"epoch_{epoch:04d}.png")
+        assert grid.shape == (302, 302) and grid.dtype == np.uint8 and grid.max() > 0
+    import imageio.v3 as iio
+
+    assert iio.imread(outdir / "generated" / "progress.gif").shape[1:3] == (302, 302)
+    assert outputs.read_png(outdir / "plots" / "losses.png").ndim == 3
+    history = outputs.read_history(outdir / "history.csv")
+    assert [r["step"] for r in history] == list(range(1, 17))
+
+    import keras
+    import tensorflow as tf
+
+    assert tf.train.latest_checkpoint(str(outdir / "checkpoints")).endswith("ckpt-16")
+    generator = keras.models.load_model(outdir / "generator.keras")
+    assert generator.output_shape == (None, 28, 28, 1)
+    config = json.loads((outdir / "config.json").read_text())
+    for option in ("dataset", "arch", "epochs", "batch_size", "latent_dim", "lr", "beta1",
+                   "seed", "outdir", "data_dir", "limit", "sample_interval",
+                   "checkpoint_interval", "g_width", "d_width", "xla"):
+        assert option in config
+    assert config["run"]["data"]["image_shape"] == [28, 28, 1]
+    assert config["run"]["data"]["num_classes"] == 10
+    assert config["run"]["finished_epochs"] == 2
+
+
+def test_generate_digit_png_and_npz(cli_run, tmp_path):
+    outdir, _ = cli_run
+    npz = tmp_path / "sevens.npz"
+    result = run("generate", "--digit", 7, "--n", 16, "--outdir", outdir, "--seed", 4,
+                 "--npz", npz)
+    assert result.returncode == 0, result.stderr
+    png = outdir / "generated" / "digit_7.png"
+    assert result.stdout.split() == [str(png), str(npz)]
+    assert outputs.read_png(png).shape == (4 * 30 + 2,) * 2
+    with np.load(npz) as samples:
+        assert samples["images"].shape == (16, 28, 28) and samples["images"].dtype == np.uint8
+        assert samples["labels"].tolist() == [7] * 16
+        first = samples["images"].copy()
+    again = run("generate", "--digit", 7, "--n", 16, "--outdir", outdir, "--seed", 4,
+                "--npz", npz)
+    assert again.returncode == 0
+    with np.load(npz) as samples:
+        assert np.array_equal(samples["images"], first), "same seed, same images"
+
+
+def test_generate_all_digits_one_row_each(cli_run, tmp_path):
+    outdir, _ = cli_run
+    out = tmp_path / "all.png"
+    result = run("generate", "--digit", "all", "--n", 5, "--model", outdir / "generator.keras",
+                 "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert outputs.read_png(out).shape == (10 * 30 + 2, 5 * 30 + 2)
+
+
+# --- bad input: one line, a non-zero code, no traceback ------------------------------
+
+
+@pytest.mark.parametrize("args, code, phrase", [
+    (["--digit", "11"], 2, "--digit must be 0..9"),
+    (["--digit", "seven"], 2, "--digit must be 0..9"),
+    (["--digit", "3", "--n", "-4"], 2, "--n must be in 1..10000"),
+    (["--digit", "3", "--n", "0"], 2, "--n must be in 1..10000"),
+    (["--digit", "3", "--n", "10001"], 2, "--n must be in 1..10000"),
+    (["--digit", "3", "--n", "many"], 2, "invalid integer"),
+    (["--digit", "3", "--out", "x.jpg"], 2, "--out must name a .png"),
+    (["--n", "3"], 2, "--digit"),
+])
+def test_generate_bad_arguments(args, code, phrase):
+    assert_one_line_error(run("generate", *args), code, phrase)
+
+
+def test_generate_missing_and_corrupt_model(tmp_path):
+    assert_one_line_error(run("generate", "--digit", "1", "--outdir", tmp_path), 1,
+                          "no trained generator", "cgan-train")
+    (tmp_path / "generator.keras").write_bytes(b"\x00garbage" * 100)
+    assert_one_line_error(run("generate", "--digit", "1", "--outdir", tmp_path), 1,
+                          "cannot load", "corrupt")
+
+
+@pytest.mark.parametrize("args, phrase", [
+    (["--epochs", "-1"], "--epochs must be at least 1"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--lr", "-0.1"], "--lr must be positive"),
+    (["--lr", "fast"], "invalid number"),
+    (["--arch", "vgg"], "unknown --arch"),
+    (["--dataset", "svhn"], "unknown --dataset"),
+    (["--bogus"], "unrecognized arguments"),
+])
+def test_train_bad_arguments(args, phrase):
+    assert_one_line_error(run("train", *args), 2, phrase)
+
+
+def test_train_missing_and_damaged_data(tmp_path):
+    assert_one_line_error(run("train", "--data-dir", tmp_path / "none", "--outdir", tmp_path),
+                          1, "not found", "--data-dir")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "mnist.npz").write_bytes(b"PK\x03\x04 truncated")
+    assert_one_line_error(run("train", "--data-dir", bad, "--outdir", tmp_path / "o"),
+                          1, "cannot read it as .npz")
+
+
+def test_train_unwritable_outdir(tmp_path, tiny_data_dir):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert_one_line_error(run("train", "--outdir", blocker / "run", "--data-dir",
+                              tiny_data_dir), 1, "cannot write", "a_file")
+
+
+def test_train_refuses_used_outdir(cli_run):
+    outdir, _ = cli_run
+    before = (outdir / "history.csv").read_bytes()
+    assert_one_line_error(run("train", "--outdir", outdir), 1, "already holds a run",
+                          "--resume", "--overwrite")
+    assert (outdir / "history.csv").read_bytes() == before
+
+
+def test_help_and_argument_errors_do_not_import_tensorflow():
+    code = ("import sys\nfrom cgan_mnist import cli\n"
+            "for main, args in ((cli.train_main, ['--help']), (cli.generate_main, ['--help']),\n"
+            "                   (cli.train_main, ['--epochs', '0']),"
+            " (cli.generate_main, ['--digit', '12'])):\n"
+            "    try:\n        main(args)\n    except SystemExit:\n        pass\n"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+            "assert 'matplotlib' not in sys.modules\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "examples:" in result.stdout
+
+
+# --- argument handling never crashes, whatever it is given ----------------------------
+
+_tokens = st.one_of(
+    st.sampled_from(["--epochs", "--batch-size", "--lr", "--arch", "--digit", "--n", "--seed",
+                     "--limit", "--latent-dim", "--beta1", "--resume", "--overwrite", "--model",
+                     "all", "mlp", "dcgan", "7", "-3", "0", "1e-3", "nan", "inf", "11", "x"]),
+    st.text(max_size=6))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_tokens, max_size=6))
+def test_argument_handling_fails_only_with_usage_errors(argv):
+    for parse, check in ((cli.train_parser, lambda a: cli.validate_train_options(vars(a))),
+                         (cli.generate_parser, cli.validate_generate_args)):
+        try:
+            check(parse().parse_args(argv))
+        except UsageError as err:
+            assert str(err) and "\n" not in str(err)
+        except SystemExit as exit_:  # --help
+            assert exit_.code == 0
