@@ -173,8 +173,26 @@ def _run(prog: str, body, argv) -> int:
         return 130
 
 
-def _quiet_tensorflow() -> None:
+def _start_tensorflow() -> str:
+    """Import TensorFlow without its start-up chatter; return the device it will use.
+
+    TensorFlow's C++ side prints CUDA probing messages to stderr before its own
+    log level applies, so stderr is pointed at /dev/null while it starts.
+    An import error still surfaces, after stderr is restored.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return f"{len(gpus)} GPU(s)" if gpus else "CPU"
 
 
 def _train(argv) -> int:
@@ -182,12 +200,12 @@ def _train(argv) -> int:
     given = vars(args)
     stored = _stored_config(args.outdir) if args.resume else None
     cfg = validate_train_options(given, stored)
-    _quiet_tensorflow()
+    device = _start_tensorflow()
     from .training import Interrupted, train
 
     print(f"cgan-train: {cfg.arch} on {cfg.dataset}"
           f"{f' (first {cfg.limit} images)' if cfg.limit else ''}, {cfg.epochs} epochs, "
-          f"batch {cfg.batch_size}, lr {cfg.lr}, seed {cfg.seed}, outdir {cfg.outdir}", flush=True)
+          f"batch {cfg.batch_size}, lr {cfg.lr}, seed {cfg.seed}, outdir {cfg.outdir}, on {device}", flush=True)
     try:
         train(cfg, log=lambda line: print(line, flush=True))
     except Interrupted as stop:
@@ -199,11 +217,11 @@ def _train(argv) -> int:
 def _generate(argv) -> int:
     args = generate_parser().parse_args(argv)
     request = validate_generate_args(args)
-    _quiet_tensorflow()
+    _start_tensorflow()
     from .generate import generate
 
     for path in generate(request):
-        print(path)
+        print(path, flush=True)
     print(f"seed {request.seed}", file=sys.stderr)
     return 0
 
