@@ -8,6 +8,7 @@ line on stderr and a non-zero exit code, never a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import secrets
@@ -164,13 +165,22 @@ def _run(prog: str, body, argv) -> int:
         print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
         return err.exit_code
     except OSError as err:
-        where = f" {err.filename}" if err.filename else ""
-        print(f"{prog}: error: cannot write or read{where}: {_one_line(err.strerror or err)}; "
-              "check the path, its permissions and free disk space", file=sys.stderr)
+        print(f"{prog}: error: {_one_line(_os_error_message(err))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def _os_error_message(err: OSError) -> str:
+    where = err.filename or "an output file"
+    reason = err.strerror or str(err)
+    if err.errno == errno.ENOSPC:
+        return (f"no space left on the device while writing {where}; files written earlier are "
+                "intact: free some space and run again (cgan-train: add --resume)")
+    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"cannot write {where} ({reason}); choose a writable --outdir or --out"
+    return f"cannot write or read {where} ({reason}); check the path and free disk space"
 
 
 def _start_tensorflow() -> str:

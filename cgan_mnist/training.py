@@ -10,6 +10,7 @@ SIGINT/SIGTERM finish the current step, save everything and raise
 
 from __future__ import annotations
 
+import errno
 import math
 import shutil
 import signal
@@ -104,6 +105,17 @@ def fixed_noise(seed: int, latent_dim: int, num_classes: int,
     return noise, labels
 
 
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy, TensorFlow and Keras; on CPU also make ops deterministic,
+    so the same seed repeats a run bit for bit (GPU kernels stay free to be fast)."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    if not tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.enable_op_determinism()
+
+
 # --- the run ------------------------------------------------------------------
 
 
@@ -138,14 +150,13 @@ class _Run:
     """State of one training run; ``loop`` drives it epoch by epoch."""
 
     def __init__(self, cfg: TrainConfig, paths: RunPaths, dataset, feeder, log):
-        import keras
         import tensorflow as tf
 
         from .gan import CGAN
         from .models import ModelConfig, build_models, training_flops_per_image
 
         self.cfg, self.paths, self.feeder, self.log = cfg, paths, feeder, log
-        keras.utils.set_random_seed(cfg.seed)
+        seed_everything(cfg.seed)
         self.model_cfg = ModelConfig(cfg.arch, cfg.latent_dim, dataset.num_classes,
                                      cfg.g_width, cfg.d_width)
         generator, discriminator = build_models(self.model_cfg)
@@ -274,9 +285,19 @@ class _Run:
             outputs.save_grid(self.paths.epoch_grid(epoch), images, cols=SAMPLE_COLUMNS)
             outputs.plot_losses(self.paths.losses_plot, self.history)
         if checkpoint:
+            self._save_checkpoint()
+
+    def _save_checkpoint(self) -> None:
+        import tensorflow as tf
+
+        try:
             self.manager.save(checkpoint_number=int(self.step.numpy()))
-            with outputs.atomic_path(self.paths.generator, suffix=".keras") as tmp:
-                self.gan.generator.save(tmp)
+        except tf.errors.OpError as err:  # TensorFlow reports I/O failures its own way
+            message = err.message.splitlines()[0]
+            code = errno.ENOSPC if "space left" in message.lower() else errno.EIO
+            raise OSError(code, message, str(self.paths.checkpoints)) from None
+        with outputs.atomic_path(self.paths.generator, suffix=".keras") as tmp:
+            self.gan.generator.save(tmp)
 
     def _finish(self) -> None:
         grids = self.paths.epoch_grids()

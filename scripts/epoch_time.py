@@ -23,8 +23,10 @@ def measure(arch: str, steps: int, batch_size: int, xla: bool, data_dir: str | N
     from cgan_mnist.config import validate_train_options
     from cgan_mnist.gan import CGAN
     from cgan_mnist.models import ModelConfig, build_models, training_flops_per_image
+    from cgan_mnist.training import seed_everything
 
     cfg = validate_train_options({"arch": arch, "batch_size": batch_size, "seed": 0})
+    seed_everything(0)  # as cgan-train does, op determinism included
     dataset = data.load("mnist", data_dir)
     feeder = data.EpochFeeder(dataset.train, 10, batch_size, seed=0)
     generator, discriminator = build_models(
