@@ -33,6 +33,9 @@ examples:
   cgan-generate --digit 7 --n 16                         # 16 sevens -> generated/digit_7.png
   cgan-generate --digit all --n 10 --outdir runs/mlp     # a 10x10 grid, one row per digit
   cgan-generate --digit 3 --n 5000 --npz threes.npz      # labelled synthetic data
+  cgan-generate --digit 3 --n 5000 --format npz          # the same, to generated/digit_3.npz
+  cgan-generate --interpolate 3 8 --scale 4              # a 3 morphing into an 8: .gif and .png
+  cgan-generate --digit sneaker --latent-walk --outdir runs/fashion   # a looping walk, as .gif
 """
 
 
@@ -63,10 +66,12 @@ def _number(text: str) -> float:
 
 def train_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
-    p = _Parser(prog="cgan-train", description="Train a conditional GAN on MNIST.",
+    p = _Parser(prog="cgan-train", description="Train a conditional GAN on MNIST, Fashion-MNIST "
+                "or your own labelled 28x28 images.",
                 epilog=TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = p.add_argument
-    add("--dataset", help=f"dataset: {', '.join(DATASETS)} (default {d.dataset})")
+    add("--dataset", help=f"dataset: {', '.join(DATASETS)}, or the path of your own .npz "
+                          f"(x_train uint8 (N, 28, 28), y_train ints) (default {d.dataset})")
     add("--arch", help=f"architecture: {', '.join(ARCHS)} (default {d.arch})")
     add("--epochs", type=_int, help=f"total epochs to train (default {d.epochs})")
     add("--batch-size", type=_int, help=f"images per step (default {d.batch_size})")
@@ -79,7 +84,8 @@ def train_parser() -> argparse.ArgumentParser:
     add("--beta1", type=_number, help=f"Adam beta_1 (default {d.beta1})")
     add("--seed", type=_int, help="random seed (default: random, recorded in config.json)")
     add("--outdir", help="folder for all outputs (default: the current folder)")
-    add("--data-dir", help="folder holding mnist.npz (default: $CGAN_DATA_DIR, then "
+    add("--data-dir", help="folder holding mnist.npz or the Fashion-MNIST .gz files (default: "
+                           "$CGAN_DATA_DIR, then /usr/share/datasets for Fashion-MNIST, then "
                            "~/.keras/datasets, then download)")
     add("--limit", type=_int, help="train on the first N training images only")
     add("--sample-interval", type=_int,
@@ -96,48 +102,97 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 def generate_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="cgan-generate", description="Draw digits from a trained generator.",
-                epilog=GENERATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(prog="cgan-generate", description="Draw digits (or the run's classes) from a "
+                "trained generator.", epilog=GENERATE_EXAMPLES,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     add = p.add_argument
-    add("--digit", required=True, help="the digit to draw, 0..9, or 'all'")
+    add("--digit", help="the class to draw: its number (0..9 for MNIST), its name from the run "
+                        "(e.g. sneaker, 'ankle boot'), or 'all' (one row per class)")
+    add("--interpolate", nargs=2, metavar=("A", "B"),
+        help="morph class A into class B (numbers or names), the noise fixed: "
+             "generated/interpolate_A_B.gif and a .png strip")
+    add("--latent-walk", action="store_true",
+        help="with --digit D: a looping walk through the noise for class D: "
+             "generated/latent_walk_D.gif and a .png strip")
     add("--n", type=_int, default=16,
-        help=f"samples (per digit with 'all'), 1..{MAX_SAMPLES} (default 16)")
+        help=f"samples (per digit with 'all'), 1..{MAX_SAMPLES}; with --interpolate or "
+             "--latent-walk: rows (walks) per frame, 1..100 (default 16)")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--outdir", help="folder of a trained run (default: current folder)")
     source.add_argument("--model", help="path of a generator.keras")
     add("--seed", type=_int, help="random seed (default: random, printed)")
     add("--out", help="PNG to write (default: generated/digit_D.png in --outdir)")
     add("--npz", help="also save the samples as .npz: images uint8 (N,28,28), labels (N,)")
+    add("--format", choices=("png", "npz", "both"),
+        help="png: images (PNG, and GIF for animations); npz: the arrays; both "
+             "(default png, or both with --npz)")
+    add("--scale", type=_int, default=1,
+        help="enlarge PNG and GIF images K times, nearest neighbour, 1..16 (default 1)")
     return p
 
 
 # --- validation (pure) -----------------------------------------------------------
 
 
-def validate_generate_args(args: argparse.Namespace):
-    """Check cgan-generate's arguments; return a GenerateRequest or raise UsageError."""
-    from .generate import GenerateRequest, model_path
+def validate_generate_args(args: argparse.Namespace, class_names=None):
+    """Check cgan-generate's arguments; return a GenerateRequest or raise UsageError.
 
-    digit = str(args.digit).strip().lower()
-    if digit == "all":
-        classes = tuple(range(10))
-    elif digit.isdigit() and 0 <= int(digit) <= 9:
-        classes = (int(digit),)
+    ``class_names`` are the run's (from its config.json, read by the caller);
+    without them the classes are the ten digits.
+    """
+    from .data import DIGIT_NAMES
+    from .generate import MAX_ANIMATED, MAX_SCALE, GenerateRequest, class_of, model_path
+
+    names = tuple(class_names) if class_names else DIGIT_NAMES
+    animated = args.interpolate is not None or args.latent_walk
+    if args.interpolate is not None and (args.digit is not None or args.latent_walk):
+        raise UsageError("--interpolate A B names its own classes; drop --digit and --latent-walk")
+    if args.interpolate is None and args.digit is None:
+        raise UsageError("say what to draw: --digit D (or 'all'), --digit D --latent-walk, "
+                         "or --interpolate A B")
+    if args.interpolate is not None:
+        (a, slug_a), (b, slug_b) = (class_of(text, names, "--interpolate", allow_all=False)
+                                    for text in args.interpolate)
+        if a == b:
+            raise UsageError(f"--interpolate needs two different classes, got {slug_a} twice")
+        mode, classes, stem = "interpolate", (a, b), f"interpolate_{slug_a}_{slug_b}"
+    elif str(args.digit).strip().lower() == "all":
+        if args.latent_walk:
+            raise UsageError("--latent-walk walks through one class; give --digit D, not 'all'")
+        mode, classes, stem = "draw", tuple(range(len(names))), "digit_all"
     else:
-        raise UsageError(f"--digit must be 0..9 or 'all', got {args.digit!r}")
-    if not 1 <= args.n <= MAX_SAMPLES:
-        raise UsageError(f"--n must be in 1..{MAX_SAMPLES}, got {args.n}")
+        cls, slug = class_of(args.digit, names, "--digit", allow_all=not args.latent_walk)
+        mode = "latent_walk" if args.latent_walk else "draw"
+        classes, stem = (cls,), f"{'latent_walk' if args.latent_walk else 'digit'}_{slug}"
+
+    high = MAX_ANIMATED if animated else MAX_SAMPLES
+    if not 1 <= args.n <= high:
+        what = " with --interpolate/--latent-walk" if animated else ""
+        raise UsageError(f"--n must be in 1..{high}{what}, got {args.n}")
     if args.seed is not None and not 0 <= args.seed < 2**31:
         raise UsageError(f"--seed must be in 0..{2**31 - 1}, got {args.seed}")
+    if not 1 <= args.scale <= MAX_SCALE:
+        raise UsageError(f"--scale must be in 1..{MAX_SCALE}, got {args.scale}")
     if args.out is not None and not args.out.lower().endswith(".png"):
         raise UsageError(f"--out must name a .png file, got {args.out!r}")
     if args.npz is not None and not args.npz.lower().endswith(".npz"):
         raise UsageError(f"--npz must name a .npz file, got {args.npz!r}")
-    root = Path(args.outdir or ".")
-    png = Path(args.out) if args.out else root / "generated" / f"digit_{digit}.png"
+    fmt = args.format or ("both" if args.npz else "png")
+    if fmt == "png" and args.npz is not None:
+        raise UsageError("--npz FILE asks for a .npz but --format png writes none; "
+                         "drop one of them (or use --format both)")
+    if fmt == "npz" and (args.out is not None or args.scale != 1):
+        flag = "--out" if args.out is not None else "--scale"
+        raise UsageError(f"{flag} is about images but --format npz writes none; "
+                         "drop it or use --format both")
+
+    base = Path(args.out) if args.out else Path(args.outdir or ".") / "generated" / f"{stem}.png"
+    png = base if fmt != "npz" else None
+    npz = (Path(args.npz) if args.npz else base.with_suffix(".npz")) if fmt != "png" else None
+    gif = base.with_suffix(".gif") if animated and png is not None else None
     seed = secrets.randbelow(2**31) if args.seed is None else args.seed
-    return GenerateRequest(classes, args.n, model_path(args.outdir, args.model), png,
-                           Path(args.npz) if args.npz else None, seed)
+    return GenerateRequest(classes, args.n, model_path(args.outdir, args.model), png, npz, seed,
+                           mode=mode, gif=gif, scale=args.scale, class_names=names)
 
 
 def _stored_config(outdir: str | None) -> dict | None:
@@ -226,7 +281,9 @@ def _train(argv) -> int:
 
 def _generate(argv) -> int:
     args = generate_parser().parse_args(argv)
-    request = validate_generate_args(args)
+    from .generate import model_path, read_class_names
+
+    request = validate_generate_args(args, read_class_names(model_path(args.outdir, args.model)))
     _start_tensorflow()
     from .generate import generate
 

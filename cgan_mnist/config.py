@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from .errors import UsageError
 
 ARCHS = ("mlp", "dcgan")  # mirrors models.ARCHS, kept here so the CLI need not import Keras
-DATASETS = ("mnist",)     # mirrors data.DATASETS
+DATASETS = ("mnist", "fashion_mnist")  # mirrors data.DATASETS; or the path of a .npz
 DEFAULT_WIDTHS = {"dcgan": (32, 32), "mlp": (256, 256)}
 
 # Options that define the networks and the data stream: a resumed run must use
@@ -93,9 +93,10 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
     _check_range(given, "seed", high=2**31 - 1)
     if given.get("arch", "dcgan") not in ARCHS:
         raise UsageError(f"unknown --arch {given['arch']!r}; choose one of {', '.join(ARCHS)}")
-    if given.get("dataset", "mnist") not in DATASETS:
-        raise UsageError(f"unknown --dataset {given['dataset']!r}; "
-                         f"choose one of {', '.join(DATASETS)}")
+    dataset = given.get("dataset", "mnist")
+    if dataset not in DATASETS and not dataset.lower().endswith(".npz"):
+        raise UsageError(f"unknown --dataset {dataset!r}; choose one of {', '.join(DATASETS)} "
+                         "or the path of a .npz file")
     limit, batch = given.get("limit"), given.get("batch_size", TrainConfig.batch_size)
     if limit is not None and limit < batch:
         raise UsageError(f"--limit {limit} is smaller than --batch-size {batch}: "

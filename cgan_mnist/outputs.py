@@ -20,6 +20,8 @@ import numpy as np
 
 GRID_PAD = 2  # pixels of background between and around the cells of a grid
 VALUE_RANGE = (-1.0, 1.0)  # what the tanh generator outputs
+LABEL_MARGIN = 64  # pixels of the text margin that label_rows adds at the left of a grid
+LABEL_GRAY = 200   # text colour of the row labels (the background is 0, like the grid's)
 
 
 # --- atomic writes ------------------------------------------------------------
@@ -85,6 +87,53 @@ def make_grid(images: np.ndarray, cols: int, value_range=VALUE_RANGE,
     return grid
 
 
+def upscale(image: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour enlargement: every pixel becomes a ``factor`` x ``factor`` block."""
+    if factor == 1:
+        return image
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def label_rows(grid: np.ndarray, names, cell: int = 28, pad: int = GRID_PAD,
+               margin: int = LABEL_MARGIN) -> np.ndarray:
+    """The grid with a ``margin``-pixel text column at its left naming each row.
+
+    The grid's own pixels are unchanged: ``labelled[:, margin:] == grid``, so
+    a labelled grid is as easy to check as a plain one. Row r of cells spans
+    ``pad + r * (cell + pad)`` to ``+ cell``; its name is centred on it, cut
+    with ".." when it does not fit.
+    """
+    from PIL import Image, ImageDraw
+
+    height = grid.shape[0]
+    text = Image.new("L", (margin, height), 0)
+    draw = ImageDraw.Draw(text)
+    font = _label_font()
+    for row, name in enumerate(names):
+        name = _fit(draw, str(name), font, margin - 4)
+        top, bottom = draw.textbbox((0, 0), name, font=font)[1::2]
+        centre = pad + row * (cell + pad) + cell / 2
+        draw.text((2, centre - (top + bottom) / 2), name, fill=LABEL_GRAY, font=font)
+    return np.concatenate([np.asarray(text, dtype=np.uint8), grid], axis=1)
+
+
+def _label_font():
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=11)
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font only
+        return ImageFont.load_default()
+
+
+def _fit(draw, name: str, font, width: int) -> str:
+    if draw.textlength(name, font=font) <= width:
+        return name
+    while name and draw.textlength(name + "..", font=font) > width:
+        name = name[:-1]
+    return name + ".."
+
+
 def encode_png(image: np.ndarray) -> bytes:
     import imageio.v3 as iio
 
@@ -119,8 +168,13 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
 
 def save_samples_npz(path: str | os.PathLike, images: np.ndarray, labels: np.ndarray) -> Path:
     """Raw samples as labelled data: ``images`` uint8 (N, 28, 28), ``labels`` int64 (N,)."""
+    return write_npz(path, images=to_uint8(images), labels=np.asarray(labels, np.int64))
+
+
+def write_npz(path: str | os.PathLike, **arrays) -> Path:
+    """NumPy arrays as one compressed .npz, written atomically."""
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, images=to_uint8(images), labels=np.asarray(labels, np.int64))
+    np.savez_compressed(buffer, **arrays)
     return write_bytes(path, buffer.getvalue())
 
 

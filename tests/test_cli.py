@@ -105,7 +105,7 @@ def test_generate_all_digits_one_row_each(cli_run, tmp_path):
     result = run("generate", "--digit", "all", "--n", 5, "--model", outdir / "generator.keras",
                  "--out", out)
     assert result.returncode == 0, result.stderr
-    assert outputs.read_png(out).shape == (10 * 30 + 2, 5 * 30 + 2)
+    assert outputs.read_png(out).shape == (10 * 30 + 2, outputs.LABEL_MARGIN + 5 * 30 + 2)
 
 
 # --- bad input: one line, a non-zero code, no traceback ------------------------------
