@@ -26,6 +26,11 @@ examples:
   cgan-train --arch mlp --epochs 40 --outdir runs/mlp    # the paper-style MLP
   cgan-train --limit 2000 --epochs 2 --outdir /tmp/try   # a quick try
   cgan-train --outdir runs/mlp --resume --epochs 60      # continue a run to 60 epochs
+  cgan-train --dataset fashion_mnist --outdir runs/fashion --tensorboard
+                                 # Fashion-MNIST; watch: tensorboard --logdir runs/fashion/logs
+  cgan-train --dataset letters.npz --outdir runs/letters # your own labelled 28x28 images
+  cgan-train --outdir runs/mlp --resume --dry-run        # show the resolved options, do nothing
+  cgan-train --quiet --outdir runs/q                     # print only errors and the final line
 """
 
 GENERATE_EXAMPLES = """\
@@ -98,6 +103,14 @@ def train_parser() -> argparse.ArgumentParser:
         help="continue the run in --outdir from its latest checkpoint")
     add("--overwrite", action="store_true", default=None,
         help="replace a previous run in --outdir")
+    add("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
+        help="write TensorBoard logs to OUTDIR/logs (view: tensorboard --logdir OUTDIR/logs)")
+    add("--dry-run", action="store_true",
+        help="print the resolved options as JSON and exit: no training, no files")
+    talk = p.add_mutually_exclusive_group()
+    talk.add_argument("--quiet", action="store_true", help="print only errors and the final line")
+    talk.add_argument("--verbose", action="store_true",
+                      help="also say which files are written at each interval")
     return p
 
 
@@ -265,17 +278,30 @@ def _train(argv) -> int:
     given = vars(args)
     stored = _stored_config(args.outdir) if args.resume else None
     cfg = validate_train_options(given, stored)
+    if args.dry_run:  # before TensorFlow, and before anything touches --outdir
+        print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True), flush=True)
+        return 0
+    from .console import RunLog
+
+    log = RunLog("quiet" if args.quiet else "verbose" if args.verbose else "normal")
     device = _start_tensorflow()
     from .training import Interrupted, train
 
-    print(f"cgan-train: {cfg.arch} on {cfg.dataset}"
-          f"{f' (first {cfg.limit} images)' if cfg.limit else ''}, {cfg.epochs} epochs, "
-          f"batch {cfg.batch_size}, lr {cfg.lr}, seed {cfg.seed}, outdir {cfg.outdir}, on {device}", flush=True)
+    log(f"cgan-train: {cfg.arch} on {cfg.dataset}"
+        f"{f' (first {cfg.limit} images)' if cfg.limit else ''}, {cfg.epochs} epochs, "
+        f"batch {cfg.batch_size}, lr {cfg.lr}, seed {cfg.seed}, outdir {cfg.outdir}, on {device}")
+    if cfg.tensorboard:
+        log(f"cgan-train: TensorBoard logs in {Path(cfg.outdir) / 'logs'} "
+            f"(tensorboard --logdir {Path(cfg.outdir) / 'logs'})")
     try:
-        train(cfg, log=lambda line: print(line, flush=True))
+        train(cfg, log=log, progress=False if args.quiet else None)
     except Interrupted as stop:
-        print(f"cgan-train: {stop}", file=sys.stderr)
+        log.error(f"cgan-train: {stop}")
         return stop.exit_code
+    except (UserError, OSError) as err:  # printed by _run; also kept in log.txt
+        text = _os_error_message(err) if not isinstance(err, UserError) else err
+        log.keep(f"cgan-train: error: {_one_line(text)}")
+        raise
     return 0
 
 

@@ -41,6 +41,7 @@ class TrainConfig:
     xla: bool = True
     resume: bool = False
     overwrite: bool = False
+    tensorboard: bool = False    # event files under <outdir>/logs (cgan_mnist.tensorboard)
 
     def to_dict(self) -> dict:
         return asdict(self)

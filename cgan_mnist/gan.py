@@ -69,6 +69,11 @@ class CGAN:
         """Images in [-1, 1] for the given noise and one-hot labels (inference mode)."""
         return self.generator([noise, labels], training=False)
 
+    def learning_rates(self) -> dict:
+        """The optimizers' current learning rates, as Python floats (for logging)."""
+        return {"generator": float(keras.ops.convert_to_numpy(self.g_optimizer.learning_rate)),
+                "discriminator": float(keras.ops.convert_to_numpy(self.d_optimizer.learning_rate))}
+
     def checkpoint_items(self) -> dict:
         """What a training checkpoint must hold to continue this GAN exactly."""
         return {

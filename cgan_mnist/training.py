@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import math
+import os
 import shutil
 import signal
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import outputs
+from . import console, outputs, tensorboard
 from .config import TrainConfig
 from .errors import UserError
 
@@ -58,6 +59,14 @@ class RunPaths:
         return self.root / "checkpoints"
 
     @property
+    def log_file(self) -> Path:
+        return self.root / "log.txt"
+
+    @property
+    def tensorboard_logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
     def config(self) -> Path:
         return self.root / "config.json"
 
@@ -92,6 +101,8 @@ class RunPaths:
         for path in [self.config, self.history, self.generator, self.losses_plot,
                      self.progress_gif, *self.epoch_grids()]:
             path.unlink(missing_ok=True)
+        shutil.rmtree(self.tensorboard_logs, ignore_errors=True)
+        self.log_file.unlink(missing_ok=True)
 
 
 def fixed_noise(seed: int, latent_dim: int, num_classes: int,
@@ -125,6 +136,7 @@ def train(cfg: TrainConfig, log=print, progress: bool | None = None) -> RunPaths
 
     paths = RunPaths(Path(cfg.outdir))
     _prepare_outdir(paths, cfg)
+    console.attach(log, paths.log_file)  # log.txt, when log is a console.RunLog
     dataset = data.load(cfg.dataset, cfg.data_dir)
     feeder = data.EpochFeeder(dataset.train, dataset.num_classes, cfg.batch_size,
                               seed=cfg.seed, limit=cfg.limit)
@@ -185,6 +197,10 @@ class _Run:
             self._restore()
         else:
             self.write_config()
+        self.board = tensorboard.open_board(cfg.tensorboard, paths.tensorboard_logs,
+                                            int(self.step.numpy()) if cfg.resume else None)
+        self.board_rows = "rows: " + ", ".join(f"{i} {n}" for i, n in
+                                               enumerate(dataset.class_names))
 
     # -- state -----------------------------------------------------------------
 
@@ -218,7 +234,7 @@ class _Run:
         steps_per_epoch = self.feeder.steps_per_epoch
         first_epoch = self.epoch_of(int(self.step.numpy()))
         durations: list[float] = []
-        with _SignalCatcher() as signals:
+        with _SignalCatcher() as signals, self.board:
             for epoch in range(first_epoch, self.cfg.epochs + 1):
                 skip = int(self.step.numpy()) - (epoch - 1) * steps_per_epoch
                 started = time.perf_counter()
@@ -226,6 +242,7 @@ class _Run:
                 durations.append(time.perf_counter() - started)
                 self._check_finite(rows)
                 self.history += rows
+                self._to_board(rows, durations[-1])
                 if signals.received:
                     self._save(epoch)
                     raise Interrupted(signals.received, self.paths.root, int(self.step.numpy()))
@@ -250,6 +267,14 @@ class _Run:
         return [{"step": first + i, "epoch": epoch,
                  **{k: float(v) for k, v in metrics.items()}}
                 for i, metrics in enumerate(pending)]
+
+    def _to_board(self, rows: list[dict], seconds: float) -> None:
+        """The epoch's steps, speed and learning rates to TensorBoard (nothing without it)."""
+        self.board.steps(rows)
+        if rows:
+            self.board.scalars(rows[-1]["step"], {
+                "speed/images_per_second": len(rows) * self.cfg.batch_size / seconds,
+                **{f"learning_rate/{net}": lr for net, lr in self.gan.learning_rates().items()}})
 
     def _check_finite(self, rows: list[dict]) -> None:
         for row in rows:
@@ -280,32 +305,38 @@ class _Run:
     def _save(self, epoch: int, *, samples: bool = True, checkpoint: bool = True) -> None:
         if not (samples or checkpoint):
             return
-        outputs.write_history(self.paths.history, self.history)
+        written = [outputs.write_history(self.paths.history, self.history)]
         if samples:
             images = self.gan.generate(*self.sample_inputs).numpy()
-            outputs.save_grid(self.paths.epoch_grid(epoch), images, cols=SAMPLE_COLUMNS)
-            outputs.plot_losses(self.paths.losses_plot, self.history)
+            grid = outputs.make_grid(images, cols=SAMPLE_COLUMNS)
+            written.append(outputs.save_png(self.paths.epoch_grid(epoch), grid))
+            self.board.image(int(self.step.numpy()), tensorboard.SAMPLES_TAG, grid,
+                             self.board_rows)
+            written.append(outputs.plot_losses(self.paths.losses_plot, self.history))
         if checkpoint:
-            self._save_checkpoint()
+            written += self._save_checkpoint()
+        console.detail(self.log, f"  step {int(self.step.numpy())}: wrote " + ", ".join(
+            os.path.relpath(p, self.paths.root) for p in written))
 
-    def _save_checkpoint(self) -> None:
+    def _save_checkpoint(self) -> list[Path]:
         import tensorflow as tf
 
         try:
-            self.manager.save(checkpoint_number=int(self.step.numpy()))
+            prefix = self.manager.save(checkpoint_number=int(self.step.numpy()))
         except tf.errors.OpError as err:  # TensorFlow reports I/O failures its own way
             message = err.message.splitlines()[0]
             code = errno.ENOSPC if "space left" in message.lower() else errno.EIO
             raise OSError(code, message, str(self.paths.checkpoints)) from None
         with outputs.atomic_path(self.paths.generator, suffix=".keras") as tmp:
             self.gan.generator.save(tmp)
+        return [Path(prefix), self.paths.generator]
 
     def _finish(self) -> None:
         grids = self.paths.epoch_grids()
         if grids:
             outputs.save_gif(self.paths.progress_gif, [outputs.read_png(p) for p in grids])
         self.write_config(finished_step=int(self.step.numpy()), finished_epochs=self.cfg.epochs)
-        self.log(f"done: outputs in {self.paths.root.resolve()}")
+        console.final(self.log, f"done: outputs in {self.paths.root.resolve()}")
 
 
 # --- small helpers --------------------------------------------------------------
