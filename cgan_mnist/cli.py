@@ -15,7 +15,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from .config import ARCHS, DATASETS, TrainConfig, validate_train_options
+from .config import ARCHS, DATASETS, STRATEGIES, TrainConfig, validate_train_options
 from .errors import UsageError, UserError
 
 MAX_SAMPLES = 10_000
@@ -99,6 +99,11 @@ def train_parser() -> argparse.ArgumentParser:
         help=f"write a checkpoint every K epochs (default {d.checkpoint_interval})")
     add("--no-xla", dest="xla", action="store_false", default=None,
         help="do not compile the training step with XLA")
+    add("--mixed-precision", action="store_true", default=None,
+        help="compute in float16 on GPUs (with loss scaling) or bfloat16 on CPUs; "
+             "output layers stay float32")
+    add("--strategy", help=f"tf.distribute strategy: {', '.join(STRATEGIES)} (default "
+                           f"{d.strategy}); multi-worker reads TF_CONFIG")
     add("--resume", action="store_true", default=None,
         help="continue the run in --outdir from its latest checkpoint")
     add("--overwrite", action="store_true", default=None,

@@ -13,12 +13,13 @@ from .errors import UsageError
 
 ARCHS = ("mlp", "dcgan")  # mirrors models.ARCHS, kept here so the CLI need not import Keras
 DATASETS = ("mnist", "fashion_mnist")  # mirrors data.DATASETS; or the path of a .npz
+STRATEGIES = ("default", "mirrored", "multi-worker")
 DEFAULT_WIDTHS = {"dcgan": (32, 32), "mlp": (256, 256)}
 
 # Options that define the networks and the data stream: a resumed run must use
 # the same values, or its checkpoint would not fit / would not continue exactly.
 FIXED_ON_RESUME = ("dataset", "arch", "latent_dim", "g_width", "d_width", "batch_size",
-                   "limit", "seed", "lr", "beta1")
+                   "limit", "seed", "lr", "beta1", "mixed_precision")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class TrainConfig:
     sample_interval: int = 1
     checkpoint_interval: int = 5
     xla: bool = True
+    mixed_precision: bool = False
+    strategy: str = "default"
     resume: bool = False
     overwrite: bool = False
     tensorboard: bool = False    # event files under <outdir>/logs (cgan_mnist.tensorboard)
@@ -98,6 +101,9 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
     if dataset not in DATASETS and not dataset.lower().endswith(".npz"):
         raise UsageError(f"unknown --dataset {dataset!r}; choose one of {', '.join(DATASETS)} "
                          "or the path of a .npz file")
+    if given.get("strategy", "default") not in STRATEGIES:
+        raise UsageError(f"unknown --strategy {given['strategy']!r}; "
+                         f"choose one of {', '.join(STRATEGIES)}")
     limit, batch = given.get("limit"), given.get("batch_size", TrainConfig.batch_size)
     if limit is not None and limit < batch:
         raise UsageError(f"--limit {limit} is smaller than --batch-size {batch}: "

@@ -3,10 +3,16 @@
 ``CGAN.train_step`` reads like the algorithm of Mirza & Osindero (2014) with
 the non-saturating generator loss of Goodfellow et al. (2014):
 
-1. sample noise, generate fakes for the batch's labels;
+1. take a batch of real images, their labels and two draws of noise;
 2. update D on real (target 1) and fake (target 0) logits;
-3. sample fresh noise, update G so that D calls its fakes real (target 1);
+3. update G, with the second noise draw, so that D calls its fakes real;
 4. return the losses and D's mean probabilities for real and fake.
+
+The noise comes with the batch (``with_noise``): it is a pure function of
+(seed, epoch, batch index), so a run repeats exactly, a resumed run continues
+exactly, and N replicas of a ``tf.distribute`` strategy see the same noise as
+one device. Losses are averaged over the *global* batch, so the gradients
+summed across replicas equal those of one device.
 """
 
 from __future__ import annotations
@@ -17,57 +23,85 @@ import tensorflow as tf
 STEP_METRICS = ("d_loss", "g_loss", "d_real", "d_fake")
 
 
+def with_noise(batches: tf.data.Dataset, latent_dim: int, seed: int,
+               epoch: int) -> tf.data.Dataset:
+    """Append two noise draws (for the D step and the G step) to every batch."""
+    def add(index, batch):
+        images, labels = batch
+        shape = (tf.shape(images)[0], latent_dim)
+        key = tf.stack([tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64) * 2**20 + index])
+        d_noise = tf.random.stateless_normal(shape, seed=key)
+        g_noise = tf.random.stateless_normal(shape, seed=key + [0, 2**40])
+        return images, labels, d_noise, g_noise
+
+    return batches.enumerate().map(add)
+
+
 class CGAN:
-    """Generator, discriminator, one Adam each, and the noise source."""
+    """Generator, discriminator and one Adam each, under a tf.distribute strategy.
+
+    Build the networks inside ``strategy.scope()`` before passing them in; the
+    optimizers are made here, in the same scope. With ``loss_scaling`` (float16
+    mixed precision) both optimizers are wrapped in a LossScaleOptimizer.
+    """
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, *,
-                 lr: float = 2e-4, beta1: float = 0.5, seed: int = 0,
-                 jit_compile: bool = False):
+                 lr: float = 2e-4, beta1: float = 0.5, global_batch_size: int | None = None,
+                 jit_compile: bool = False, loss_scaling: bool = False,
+                 strategy: tf.distribute.Strategy | None = None):
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = int(generator.inputs[0].shape[-1])
         self.num_classes = int(generator.inputs[1].shape[-1])
-        self.g_optimizer = keras.optimizers.Adam(lr, beta_1=beta1, name="g_adam")
-        self.d_optimizer = keras.optimizers.Adam(lr, beta_1=beta1, name="d_adam")
-        # Build the optimizers now so that their moments exist before a
-        # checkpoint restore (otherwise a restore silently drops them).
-        self.g_optimizer.build(generator.trainable_variables)
-        self.d_optimizer.build(discriminator.trainable_variables)
-        self.rng = tf.random.Generator.from_seed(seed)
-        self._bce = keras.losses.BinaryCrossentropy(from_logits=True)
-        self.train_step = tf.function(self._train_step, jit_compile=jit_compile)
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.global_batch_size = global_batch_size
+        with self.strategy.scope():
+            self.g_optimizer = _adam(lr, beta1, "g_adam", loss_scaling)
+            self.d_optimizer = _adam(lr, beta1, "d_adam", loss_scaling)
+            # Build the optimizers now so that their moments exist before a
+            # checkpoint restore (otherwise a restore silently drops them).
+            self.g_optimizer.build(generator.trainable_variables)
+            self.d_optimizer.build(discriminator.trainable_variables)
+        self._bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction="none")
+        self._replica_step = tf.function(self._train_step, jit_compile=jit_compile)
+        self.train_step = tf.function(self._distributed_step)
 
-    def _train_step(self, real_images, labels):
-        batch_size = tf.shape(real_images)[0]
-        noise = self.rng.normal((batch_size, self.latent_dim))
-        fake_images = self.generator([noise, labels], training=True)
+    def _distributed_step(self, batch):
+        per_replica = self.strategy.run(self._replica_step, args=batch)
+        return {name: self.strategy.reduce("SUM", value, axis=None)
+                for name, value in per_replica.items()}
 
+    def _mean(self, per_example):
+        """This replica's share of the global-batch mean (the replicas' shares sum to it)."""
+        return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
+
+    def _train_step(self, real_images, labels, d_noise, g_noise):
+        fake_images = self.generator([d_noise, labels], training=True)
         with tf.GradientTape() as tape:
             real_logits = self.discriminator([real_images, labels], training=True)
             fake_logits = self.discriminator([fake_images, labels], training=True)
-            d_loss = (self._bce(tf.ones_like(real_logits), real_logits)
-                      + self._bce(tf.zeros_like(fake_logits), fake_logits))
-        d_vars = self.discriminator.trainable_variables
-        self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, d_vars), d_vars))
+            d_loss = self._mean(self._bce(tf.ones_like(real_logits), real_logits)
+                                + self._bce(tf.zeros_like(fake_logits), fake_logits))
+            d_scaled = _scaled(self.d_optimizer, d_loss)
+        _apply(self.d_optimizer, tape, d_scaled, self.discriminator.trainable_variables)
 
-        noise = self.rng.normal((batch_size, self.latent_dim))
         with tf.GradientTape() as tape:
-            fake_images = self.generator([noise, labels], training=True)
+            fake_images = self.generator([g_noise, labels], training=True)
             g_logits = self.discriminator([fake_images, labels], training=True)
-            g_loss = self._bce(tf.ones_like(g_logits), g_logits)
-        g_vars = self.generator.trainable_variables
-        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_vars), g_vars))
+            g_loss = self._mean(self._bce(tf.ones_like(g_logits), g_logits))
+            g_scaled = _scaled(self.g_optimizer, g_loss)
+        _apply(self.g_optimizer, tape, g_scaled, self.generator.trainable_variables)
 
         return {
             "d_loss": d_loss,
             "g_loss": g_loss,
-            "d_real": tf.reduce_mean(tf.sigmoid(real_logits)),
-            "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits)),
+            "d_real": self._mean(tf.sigmoid(real_logits)[:, 0]),
+            "d_fake": self._mean(tf.sigmoid(fake_logits)[:, 0]),
         }
 
     def generate(self, noise, labels) -> tf.Tensor:
         """Images in [-1, 1] for the given noise and one-hot labels (inference mode)."""
-        return self.generator([noise, labels], training=False)
+        return tf.cast(self.generator([noise, labels], training=False), tf.float32)
 
     def learning_rates(self) -> dict:
         """The optimizers' current learning rates, as Python floats (for logging)."""
@@ -81,10 +115,28 @@ class CGAN:
             "discriminator": self.discriminator,
             "g_optimizer": self.g_optimizer,
             "d_optimizer": self.d_optimizer,
-            "rng": self.rng,
             # Dropout's random state lives in Keras seed-generator variables that
             # Keras does not list among a model's weights; without them a
             # resumed run would draw different dropout masks.
             "seed_states": [v for model in (self.generator, self.discriminator)
                             for v in model.variables if "seed_generator_state" in v.path],
         }
+
+
+def _adam(lr: float, beta1: float, name: str, loss_scaling: bool):
+    adam = keras.optimizers.Adam(lr, beta_1=beta1, name=name)
+    return keras.optimizers.LossScaleOptimizer(adam, name=f"{name}_scaled") if loss_scaling \
+        else adam
+
+
+def _scaled(optimizer, loss):
+    """With loss scaling (float16), the loss the gradient is taken of is scaled up so
+    small gradients do not underflow; the optimizer unscales them (and skips the step
+    on overflow). Must be computed inside the tape."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer.scale_loss(loss)
+    return loss
+
+
+def _apply(optimizer, tape, loss, variables) -> None:
+    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))

@@ -61,36 +61,52 @@ def build_discriminator(cfg: ModelConfig) -> keras.Model:
     return keras.Model([image, label], logit, name=f"{cfg.arch}_discriminator")
 
 
-def build_models(cfg: ModelConfig) -> tuple[keras.Model, keras.Model]:
+def build_models(cfg: ModelConfig, dtype_policy: str | None = None
+                 ) -> tuple[keras.Model, keras.Model]:
+    """Both networks; ``dtype_policy`` (e.g. "mixed_float16") applies to their
+    layers except the output heads, which stay float32 for a stable loss."""
     if cfg.arch not in ARCHS:
         raise ValueError(f"unknown architecture {cfg.arch!r}; expected one of {ARCHS}")
-    return build_generator(cfg), build_discriminator(cfg)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(dtype_policy or "float32")
+    try:
+        return build_generator(cfg), build_discriminator(cfg)
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 # --- generator bodies -------------------------------------------------------
 
 
+def _batch_norm(name: str):
+    # Synchronized: under a multi-replica tf.distribute strategy the batch
+    # statistics are those of the global batch, as on one device.
+    return layers.BatchNormalization(synchronized=True, name=name)
+
+
+
 def _mlp_generator_body(x, cfg: ModelConfig):
     for i, units in enumerate((cfg.g_width, cfg.g_width * 2, cfg.g_width * 4)):
         x = layers.Dense(units, use_bias=False, name=f"dense{i + 1}")(x)
-        x = layers.BatchNormalization(name=f"bn{i + 1}")(x)
+        x = _batch_norm(f"bn{i + 1}")(x)
         x = layers.LeakyReLU(0.2, name=f"lrelu{i + 1}")(x)
-    x = layers.Dense(28 * 28, activation="tanh", name="to_pixels")(x)
+    x = layers.Dense(28 * 28, name="to_pixels")(x)
+    x = layers.Activation("tanh", dtype="float32", name="tanh")(x)
     return layers.Reshape(IMAGE_SHAPE, name="image")(x)
 
 
 def _dcgan_generator_body(x, cfg: ModelConfig):
     wide = cfg.g_width * 2
     x = layers.Dense(7 * 7 * wide, use_bias=False, name="project")(x)
-    x = layers.BatchNormalization(name="bn0")(x)
+    x = _batch_norm("bn0")(x)
     x = layers.ReLU(name="relu0")(x)
     x = layers.Reshape((7, 7, wide), name="map7")(x)
     x = layers.Conv2DTranspose(cfg.g_width, 4, strides=2, padding="same", use_bias=False,
                                name="up14")(x)
-    x = layers.BatchNormalization(name="bn1")(x)
+    x = _batch_norm("bn1")(x)
     x = layers.ReLU(name="relu1")(x)
-    return layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh",
-                                  name="up28")(x)
+    x = layers.Conv2DTranspose(1, 4, strides=2, padding="same", name="up28")(x)
+    return layers.Activation("tanh", dtype="float32", name="image")(x)
 
 
 # --- discriminator bodies (image + label -> feature vector) -----------------
@@ -123,7 +139,7 @@ def _projection_head(features, label):
     unconditional = layers.Dense(1, name="logit_unconditional")(features)
     embedded = layers.Dense(features.shape[-1], use_bias=False, name="label_embedding")(label)
     projection = layers.Dot(axes=1, name="label_projection")([embedded, features])
-    return layers.Add(name="logit")([unconditional, projection])
+    return layers.Add(dtype="float32", name="logit")([unconditional, projection])
 
 
 # --- cost accounting ----------------------------------------------------------

@@ -57,6 +57,8 @@ def open_board(enabled: bool, logdir: Path, resume_step: int | None = None):
 class NoBoard:
     """The board of a run without --tensorboard: every call is free."""
 
+    enabled = False
+
     def steps(self, rows: list[dict]) -> None:
         pass
 
@@ -82,6 +84,8 @@ class NoBoard:
 
 class Board(NoBoard):
     """Writes scalars and images as TensorBoard event files in one folder."""
+
+    enabled = True
 
     def __init__(self, logdir: Path, resume_step: int | None = None):
         import tensorflow as tf

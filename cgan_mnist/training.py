@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,16 +133,21 @@ def seed_everything(seed: int) -> None:
 
 def train(cfg: TrainConfig, log=print, progress: bool | None = None) -> RunPaths:
     """Train a cGAN as configured, writing every output under ``cfg.outdir``."""
-    from . import data
+    from . import data, devices
 
+    strategy = devices.make_strategy(cfg.strategy)  # first: multi-worker must precede other ops
     paths = RunPaths(Path(cfg.outdir))
-    _prepare_outdir(paths, cfg)
-    console.attach(log, paths.log_file)  # log.txt, when log is a console.RunLog
+    chief = devices.is_chief(strategy)
+    if chief:
+        _prepare_outdir(paths, cfg)
+        console.attach(log, paths.log_file)  # log.txt, when log is a console.RunLog
     dataset = data.load(cfg.dataset, cfg.data_dir)
     feeder = data.EpochFeeder(dataset.train, dataset.num_classes, cfg.batch_size,
                               seed=cfg.seed, limit=cfg.limit)
-    run = _Run(cfg, paths, dataset, feeder, log)
-    run.loop(show_progress=sys.stderr.isatty() if progress is None else progress)
+    with tempfile.TemporaryDirectory(prefix="cgan-worker-") as scratch:
+        run = _Run(cfg, paths, dataset, feeder, log if chief else (lambda line: None),
+                   strategy=strategy, scratch=None if chief else Path(scratch))
+        run.loop(show_progress=chief and (sys.stderr.isatty() if progress is None else progress))
     return paths
 
 
@@ -161,22 +167,31 @@ def _prepare_outdir(paths: RunPaths, cfg: TrainConfig) -> None:
 class _Run:
     """State of one training run; ``loop`` drives it epoch by epoch."""
 
-    def __init__(self, cfg: TrainConfig, paths: RunPaths, dataset, feeder, log):
+    def __init__(self, cfg: TrainConfig, paths: RunPaths, dataset, feeder, log, *,
+                 strategy, scratch: Path | None = None):
+        """``scratch``: a non-chief worker's folder for its checkpoint shards; None on the chief."""
         import tensorflow as tf
 
+        from .devices import mixed_precision_policy
         from .gan import CGAN
         from .models import ModelConfig, build_models, training_flops_per_image
 
         self.cfg, self.paths, self.feeder, self.log = cfg, paths, feeder, log
+        self.strategy, self.chief = strategy, scratch is None
         seed_everything(cfg.seed)
         self.model_cfg = ModelConfig(cfg.arch, cfg.latent_dim, dataset.num_classes,
                                      cfg.g_width, cfg.d_width)
-        generator, discriminator = build_models(self.model_cfg)
-        self.gan = CGAN(generator, discriminator, lr=cfg.lr, beta1=cfg.beta1, seed=cfg.seed,
-                        jit_compile=cfg.xla)
-        self.step = tf.Variable(0, dtype=tf.int64, name="step")
+        policy = mixed_precision_policy(cfg.mixed_precision)
+        # XLA cannot compile the optimizers' cross-replica merge: one replica only.
+        jit = cfg.xla and strategy.num_replicas_in_sync == 1
+        with strategy.scope():
+            generator, discriminator = build_models(self.model_cfg, policy)
+            self.gan = CGAN(generator, discriminator, lr=cfg.lr, beta1=cfg.beta1,
+                            global_batch_size=cfg.batch_size, jit_compile=jit,
+                            loss_scaling=policy == "mixed_float16", strategy=strategy)
+            self.step = tf.Variable(0, dtype=tf.int64, name="step")
         checkpoint = tf.train.Checkpoint(step=self.step, **self.gan.checkpoint_items())
-        self.manager = tf.train.CheckpointManager(checkpoint, str(paths.checkpoints),
+        self.manager = tf.train.CheckpointManager(checkpoint, str(scratch or paths.checkpoints),
                                                   max_to_keep=CHECKPOINTS_KEPT)
         self.history: list[dict] = []
         self.sample_inputs = fixed_noise(cfg.seed, cfg.latent_dim, dataset.num_classes)
@@ -192,20 +207,25 @@ class _Run:
             "params": {"generator": generator.count_params(),
                        "discriminator": discriminator.count_params()},
             "training_flops_per_image": self.flops_per_image,
+            "devices": {"replicas": strategy.num_replicas_in_sync, "xla": jit,
+                        "dtype_policy": policy or "float32"},
         }
         if cfg.resume:
             self._restore()
-        else:
+        elif self.chief:
             self.write_config()
-        self.board = tensorboard.open_board(cfg.tensorboard, paths.tensorboard_logs,
-                                            int(self.step.numpy()) if cfg.resume else None)
+        self.board = tensorboard.open_board(  # only the chief writes, as with every output
+            cfg.tensorboard and self.chief, paths.tensorboard_logs,
+            int(self.step.numpy()) if cfg.resume else None)
         self.board_rows = "rows: " + ", ".join(f"{i} {n}" for i, n in
                                                enumerate(dataset.class_names))
 
     # -- state -----------------------------------------------------------------
 
     def _restore(self) -> None:
-        latest = self.manager.latest_checkpoint
+        import tensorflow as tf
+
+        latest = tf.train.latest_checkpoint(str(self.paths.checkpoints))
         if latest is None:
             raise UserError(f"--resume: no checkpoint in {self.paths.checkpoints}; "
                             "start a new run with --overwrite")
@@ -251,11 +271,11 @@ class _Run:
         self._finish()
 
     def _run_epoch(self, epoch: int, skip: int, signals, show_progress: bool) -> list[dict]:
-        batches = self.feeder.epoch(epoch).skip(skip)
+        batches = self._batches(epoch, skip)
         bar = _ProgressBar(self.feeder.steps_per_epoch, epoch) if show_progress else None
         pending = []
-        for images, labels in batches:
-            pending.append(self.gan.train_step(images, labels))
+        for batch in batches:
+            pending.append(self.gan.train_step(batch))
             self.step.assign_add(1)
             if bar:
                 bar.update(skip + len(pending))
@@ -270,11 +290,24 @@ class _Run:
 
     def _to_board(self, rows: list[dict], seconds: float) -> None:
         """The epoch's steps, speed and learning rates to TensorBoard (nothing without it)."""
+        if not (self.board.enabled and rows):
+            return
         self.board.steps(rows)
-        if rows:
-            self.board.scalars(rows[-1]["step"], {
-                "speed/images_per_second": len(rows) * self.cfg.batch_size / seconds,
-                **{f"learning_rate/{net}": lr for net, lr in self.gan.learning_rates().items()}})
+        self.board.scalars(rows[-1]["step"], {
+            "speed/images_per_second": len(rows) * self.cfg.batch_size / seconds,
+            **{f"learning_rate/{net}": lr for net, lr in self.gan.learning_rates().items()}})
+
+    def _batches(self, epoch: int, skip: int):
+        """This epoch's batches with their noise, from batch ``skip`` on, split over replicas."""
+        import tensorflow as tf
+
+        from .gan import with_noise
+
+        batches = with_noise(self.feeder.epoch(epoch), self.cfg.latent_dim, self.cfg.seed, epoch)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        batches = batches.skip(skip).with_options(options)
+        return self.strategy.experimental_distribute_dataset(batches)
 
     def _check_finite(self, rows: list[dict]) -> None:
         for row in rows:
@@ -303,7 +336,9 @@ class _Run:
                    checkpoint=epoch % self.cfg.checkpoint_interval == 0 or final)
 
     def _save(self, epoch: int, *, samples: bool = True, checkpoint: bool = True) -> None:
-        if not (samples or checkpoint):
+        # on every worker: saving is a collective operation
+        saved = self._save_checkpoint() if checkpoint else None
+        if not self.chief or not (samples or checkpoint):
             return
         written = [outputs.write_history(self.paths.history, self.history)]
         if samples:
@@ -314,11 +349,13 @@ class _Run:
                              self.board_rows)
             written.append(outputs.plot_losses(self.paths.losses_plot, self.history))
         if checkpoint:
-            written += self._save_checkpoint()
+            with outputs.atomic_path(self.paths.generator, suffix=".keras") as tmp:
+                self.gan.generator.save(tmp)
+            written += [saved, self.paths.generator]
         console.detail(self.log, f"  step {int(self.step.numpy())}: wrote " + ", ".join(
             os.path.relpath(p, self.paths.root) for p in written))
 
-    def _save_checkpoint(self) -> list[Path]:
+    def _save_checkpoint(self) -> Path:
         import tensorflow as tf
 
         try:
@@ -327,11 +364,11 @@ class _Run:
             message = err.message.splitlines()[0]
             code = errno.ENOSPC if "space left" in message.lower() else errno.EIO
             raise OSError(code, message, str(self.paths.checkpoints)) from None
-        with outputs.atomic_path(self.paths.generator, suffix=".keras") as tmp:
-            self.gan.generator.save(tmp)
-        return [Path(prefix), self.paths.generator]
+        return Path(prefix)
 
     def _finish(self) -> None:
+        if not self.chief:
+            return
         grids = self.paths.epoch_grids()
         if grids:
             outputs.save_gif(self.paths.progress_gif, [outputs.read_png(p) for p in grids])

@@ -1,0 +1,56 @@
+"""Where training runs: the tf.distribute strategy, the chief, mixed precision.
+
+- ``default``: one device, the GPU when there is one, else the CPU.
+- ``mirrored``: every local GPU (or, with none, every logical CPU device),
+  one replica each, gradients all-reduced every step.
+- ``multi-worker``: MultiWorkerMirroredStrategy over the machines named in
+  the ``TF_CONFIG`` environment variable; run the same command on each.
+
+Only the chief (worker 0, or the single process) writes outputs; the other
+workers write their share of each checkpoint to a temporary folder, as
+MultiWorkerMirroredStrategy requires, and delete it at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+
+def make_strategy(name: str):
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = gpus or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    if name == "multi-worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown strategy {name!r}")
+
+
+def is_chief(strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def worker_label() -> str:
+    """'worker N' from TF_CONFIG, for messages; '' when not in a cluster."""
+    task = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}").get("task", {})
+    return f"{task.get('type', 'worker')} {task.get('index', 0)}" if task else ""
+
+
+def mixed_precision_policy(enabled: bool) -> str | None:
+    """float16 (with loss scaling) on GPUs; bfloat16 on CPUs, whose AVX512_BF16 and
+    AMX units compute it natively and whose range needs no loss scaling."""
+    if not enabled:
+        return None
+    import tensorflow as tf
+
+    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"

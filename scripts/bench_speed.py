@@ -1,0 +1,184 @@
+"""Training speed of each architecture on this machine, against its measured peak.
+
+For each architecture it runs the real training step (CGAN.train_step, as
+cgan-train does) on real MNIST batches from the real input pipeline, after a
+warm-up that includes compiling, in a fresh process per configuration (so
+peak memory is that configuration's own), and reports:
+
+- images/s, seconds per 60,000-image epoch, minutes for the default 40 epochs;
+- training FLOPs per image (from layer shapes) and the share of the machine's
+  peak, measured in the same run with a large float32 matmul and convolution;
+- the input pipeline's own rate (batches only, no training) and its ratio to
+  training;
+- peak resident memory;
+- the same for the "before" column: the plain loop, no XLA, batch 64, float32,
+  and the ratio between the two columns.
+
+    python scripts/bench_speed.py                  # about 5 minutes on 2 cores
+    python scripts/bench_speed.py --quick          # about 1 minute
+    python scripts/bench_speed.py --write          # also update BENCHMARKS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parents[1]
+MARK_BEGIN, MARK_END = "<!-- bench_speed:begin -->", "<!-- bench_speed:end -->"
+EPOCH_IMAGES, EPOCHS = 60000, 40
+
+
+def measure_peak(seconds: float) -> dict:
+    """GFLOP/s of a large float32 matmul and a large 3x3 convolution."""
+    import tensorflow as tf
+
+    def rate(fn, flops):
+        fn()  # warm-up
+        n, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            fn().numpy()
+            n += 1
+        return n * flops / (time.perf_counter() - started) / 1e9
+
+    a = tf.random.normal((2048, 2048))
+    matmul = tf.function(lambda: tf.reduce_sum(tf.matmul(a, a)))
+    x, k = tf.random.normal((64, 56, 56, 64)), tf.random.normal((3, 3, 64, 64))
+    conv = tf.function(lambda: tf.reduce_sum(tf.nn.conv2d(x, k, 1, "SAME")))
+    return {"matmul": rate(matmul, 2 * 2048**3),
+            "conv": rate(conv, 2 * 64 * 56 * 56 * 64 * 9 * 64)}
+
+
+def measure_config(arch: str, batch_size: int, xla: bool, mixed: bool, steps: int) -> dict:
+    """One configuration, in this process: pipeline rate, training rate, memory."""
+    import resource
+
+    from cgan_mnist import data
+    from cgan_mnist.config import validate_train_options
+    from cgan_mnist.devices import mixed_precision_policy
+    from cgan_mnist.gan import CGAN, with_noise
+    from cgan_mnist.models import ModelConfig, build_models, training_flops_per_image
+    from cgan_mnist.training import seed_everything
+
+    cfg = validate_train_options({"arch": arch, "batch_size": batch_size, "seed": 0})
+    seed_everything(0)
+    dataset = data.load("mnist", None)
+    feeder = data.EpochFeeder(dataset.train, 10, batch_size, seed=0)
+    batches = with_noise(feeder.epoch(1), cfg.latent_dim, 0, 1)
+
+    started, n = time.perf_counter(), 0
+    for _ in batches:
+        n += 1
+    pipeline = n * batch_size / (time.perf_counter() - started)
+
+    policy = mixed_precision_policy(mixed)
+    generator, discriminator = build_models(
+        ModelConfig(arch, cfg.latent_dim, 10, cfg.g_width, cfg.d_width), policy)
+    gan = CGAN(generator, discriminator, jit_compile=xla, global_batch_size=batch_size,
+               loss_scaling=policy == "mixed_float16")
+    stream = iter(batches.repeat())
+    for _ in range(20):
+        metrics = gan.train_step(next(stream))
+    float(metrics["d_loss"])
+    started = time.perf_counter()
+    for _ in range(steps):
+        metrics = gan.train_step(next(stream))
+    float(metrics["d_loss"])
+    images_per_s = steps * batch_size / (time.perf_counter() - started)
+    return {"images_per_s": images_per_s, "pipeline_images_per_s": pipeline,
+            "flops_per_image": training_flops_per_image(generator, discriminator),
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def run_config(arch: str, batch_size: int, xla: bool, mixed: bool, steps: int) -> dict:
+    spec = json.dumps([arch, batch_size, xla, mixed, steps])
+    result = subprocess.run([sys.executable, __file__, "--one", spec], capture_output=True,
+                            text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"configuration {spec} failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def table(rows: list[dict], peak: float) -> str:
+    header = ["arch", "column", "xla", "batch", "dtype", "img/s", "s/epoch",
+              f"min/{EPOCHS} epochs", "MFLOP/img", "GFLOP/s", "% of peak", "pipeline img/s",
+              "pipeline/training", "peak RSS MiB"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        gflops = r["images_per_s"] * r["flops_per_image"] / 1e9
+        cells = [r["arch"], r["column"], "on" if r["xla"] else "off", r["batch"], r["dtype"],
+                 f"{r['images_per_s']:,.0f}", f"{EPOCH_IMAGES / r['images_per_s']:.0f}",
+                 f"{EPOCHS * EPOCH_IMAGES / r['images_per_s'] / 60:.1f}",
+                 f"{r['flops_per_image'] / 1e6:.1f}", f"{gflops:.1f}",
+                 f"{100 * gflops / peak:.0f}%", f"{r['pipeline_images_per_s']:,.0f}",
+                 f"{r['pipeline_images_per_s'] / r['images_per_s']:.0f}x",
+                 f"{r['peak_rss_mib']:,.0f}"]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def write_benchmarks(text: str) -> None:
+    path = ROOT / "BENCHMARKS.md"
+    old = path.read_text() if path.exists() else "# Benchmarks\n"
+    block = f"{MARK_BEGIN}\n{text}\n{MARK_END}"
+    if MARK_BEGIN in old and MARK_END in old:
+        new = old[:old.index(MARK_BEGIN)] + block + old[old.index(MARK_END) + len(MARK_END):]
+    else:
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(new)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps (about 1 minute)")
+    parser.add_argument("--arch", choices=["mlp", "dcgan"], action="append")
+    parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure_config(*json.loads(args.one))))
+        return
+
+    steps = 40 if args.quick else 200
+    peak = measure_peak(2 if args.quick else 5)
+    best = max(peak.values())
+    rows = []
+    for arch in args.arch or ["mlp", "dcgan"]:
+        for column, xla, batch, mixed in (("before", False, 64, False), ("now", True, 64, False),
+                                          ("now, bf16", True, 64, True)):
+            r = run_config(arch, batch, xla, mixed, steps)
+            rows.append({"arch": arch, "column": column, "xla": xla, "batch": batch,
+                         "dtype": "mixed_bfloat16" if mixed else "float32", **r})
+    ratios = []
+    for arch in args.arch or ["mlp", "dcgan"]:
+        by = {r["column"]: r for r in rows if r["arch"] == arch}
+        ratios.append(f"- {arch}: now / before = "
+                      f"{by['now']['images_per_s'] / by['before']['images_per_s']:.2f}x; "
+                      f"bf16 / now = {by['now, bf16']['images_per_s'] / by['now']['images_per_s']:.2f}x")
+    import platform
+
+    text = "\n".join([
+        f"## Training speed (`python scripts/bench_speed.py{' --quick' if args.quick else ''}`)",
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores. "
+        f"Measured peak: matmul {peak['matmul']:.0f} GFLOP/s, conv {peak['conv']:.0f} GFLOP/s "
+        f"(shares below are of the larger, {best:.0f}). {steps} timed steps per row, after "
+        "20 warm-up steps; each row in its own process.",
+        "",
+        table(rows, best),
+        "",
+        *ratios,
+    ])
+    print(text)
+    if args.write:
+        write_benchmarks(text)
+
+
+if __name__ == "__main__":
+    main()
