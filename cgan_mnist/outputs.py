@@ -27,6 +27,13 @@ LABEL_GRAY = 200   # text colour of the row labels (the background is 0, like th
 # --- atomic writes ------------------------------------------------------------
 
 
+def _new_file_mode() -> int:
+    """The mode open() would give a new file: 0666 less the process's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success."""
@@ -35,6 +42,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp",
                                dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, _new_file_mode())  # mkstemp makes 0600; outputs are ordinary files
     try:
         yield Path(tmp)
         os.replace(tmp, path)

@@ -59,3 +59,14 @@ def test_gif_and_samples_npz(tmp_path):
 
 def test_smooth_follows_a_constant_exactly():
     assert np.allclose(outputs.smooth(np.full(50, 2.0)), 2.0)
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = outputs.write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644
