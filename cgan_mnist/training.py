@@ -76,6 +76,18 @@ class RunPaths:
     def progress_gif(self) -> Path:
         return self.generated / "progress.gif"
 
+    @property
+    def quality(self) -> Path:
+        return self.root / "quality.csv"
+
+    @property
+    def quality_plot(self) -> Path:
+        return self.plots / "quality.png"
+
+    @property
+    def confusion_plot(self) -> Path:
+        return self.plots / "confusion.png"
+
     def epoch_grid(self, epoch: int) -> Path:
         return self.generated / f"epoch_{epoch:04d}.png"
 
@@ -89,7 +101,8 @@ class RunPaths:
         """Delete a previous run's files (for --overwrite); other files stay."""
         shutil.rmtree(self.checkpoints, ignore_errors=True)
         for path in [self.config, self.history, self.generator, self.losses_plot,
-                     self.progress_gif, *self.epoch_grids()]:
+                     self.progress_gif, self.quality, self.quality_plot, self.confusion_plot,
+                     *self.epoch_grids()]:
             path.unlink(missing_ok=True)
 
 
