@@ -98,6 +98,9 @@ def train_parser() -> argparse.ArgumentParser:
         help=f"write a sample grid every K epochs (default {d.sample_interval})")
     add("--checkpoint-interval", type=_int,
         help=f"write a checkpoint every K epochs (default {d.checkpoint_interval})")
+    add("--eval-interval", type=_int,
+        help="measure sample quality every K epochs into quality.csv and plots/quality.png "
+             "(a quick cgan-eval: 100 samples per digit, no Parzen estimate; default: off)")
     add("--no-xla", dest="xla", action="store_false", default=None,
         help="do not compile the training step with XLA")
     add("--resume", action="store_true", default=None,

@@ -120,8 +120,14 @@ def fixed_noise(seed: int, latent_dim: int, num_classes: int,
 # --- the run ------------------------------------------------------------------
 
 
-def train(cfg: TrainConfig, log=print, progress: bool | None = None) -> RunPaths:
-    """Train a cGAN as configured, writing every output under ``cfg.outdir``."""
+def train(cfg: TrainConfig, log=print, progress: bool | None = None,
+          evaluator=None) -> RunPaths:
+    """Train a cGAN as configured, writing every output under ``cfg.outdir``.
+
+    With ``cfg.eval_interval``, ``evaluator`` (default: the cached one, trained
+    on first use) measures sample quality; it is ready before the networks are
+    built, so its training cannot shift the run's random state.
+    """
     from . import data
 
     paths = RunPaths(Path(cfg.outdir))
@@ -129,9 +135,21 @@ def train(cfg: TrainConfig, log=print, progress: bool | None = None) -> RunPaths
     dataset = data.load(cfg.dataset, cfg.data_dir)
     feeder = data.EpochFeeder(dataset.train, dataset.num_classes, cfg.batch_size,
                               seed=cfg.seed, limit=cfg.limit)
-    run = _Run(cfg, paths, dataset, feeder, log)
+    quality = _quality_tracker(cfg, paths, dataset, evaluator, log)
+    run = _Run(cfg, paths, dataset, feeder, log, quality)
     run.loop(show_progress=sys.stderr.isatty() if progress is None else progress)
     return paths
+
+
+def _quality_tracker(cfg: TrainConfig, paths: RunPaths, dataset, evaluator, log):
+    if cfg.eval_interval is None:
+        return None
+    from . import evaluation
+
+    if evaluator is None:
+        evaluator = evaluation.load_or_train(dataset, log=log)
+    return evaluation.QualityTracker(evaluator, dataset, paths.quality, paths.quality_plot,
+                                     cfg.seed, log)
 
 
 def _prepare_outdir(paths: RunPaths, cfg: TrainConfig) -> None:
@@ -150,7 +168,7 @@ def _prepare_outdir(paths: RunPaths, cfg: TrainConfig) -> None:
 class _Run:
     """State of one training run; ``loop`` drives it epoch by epoch."""
 
-    def __init__(self, cfg: TrainConfig, paths: RunPaths, dataset, feeder, log):
+    def __init__(self, cfg: TrainConfig, paths: RunPaths, dataset, feeder, log, quality=None):
         import keras
         import tensorflow as tf
 
@@ -158,6 +176,7 @@ class _Run:
         from .models import ModelConfig, build_models, training_flops_per_image
 
         self.cfg, self.paths, self.feeder, self.log = cfg, paths, feeder, log
+        self.quality = quality  # an evaluation.QualityTracker, or None
         keras.utils.set_random_seed(cfg.seed)
         self.model_cfg = ModelConfig(cfg.arch, cfg.latent_dim, dataset.num_classes,
                                      cfg.g_width, cfg.d_width)
@@ -203,6 +222,8 @@ class _Run:
         if self.paths.history.exists():
             self.history = [r for r in outputs.read_history(self.paths.history)
                             if r["step"] <= step]
+        if self.quality:
+            self.quality.resume(completed_epochs=step // self.feeder.steps_per_epoch)
         self.log(f"resumed from {latest} at step {step} (epoch {self.epoch_of(step)})")
 
     def epoch_of(self, step: int) -> int:
@@ -275,6 +296,9 @@ class _Run:
 
     def _save_at_intervals(self, epoch: int) -> None:
         final = epoch == self.cfg.epochs
+        if self.quality and (epoch % self.cfg.eval_interval == 0 or final):
+            # Before the checkpoint: a crash in between loses no row that resume keeps.
+            self.quality.record(epoch, int(self.step.numpy()), self.gan.generator)
         self._save(epoch, samples=epoch % self.cfg.sample_interval == 0 or final,
                    checkpoint=epoch % self.cfg.checkpoint_interval == 0 or final)
 

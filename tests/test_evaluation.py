@@ -212,3 +212,44 @@ def test_evaluate_refuses_a_partial_training_set(tiny_data_dir):
     tiny = data.load_npz(tiny_data_dir / "mnist.npz")
     with pytest.raises(UserError, match="needs the full 60,000"):
         evaluation.evaluate(None, tiny, 10, evaluator=None)
+
+
+# --- during training: quality.csv survives resume and changes nothing else -----------------
+
+
+def _train(outdir, data_dir, evaluator, epochs, **extra):
+    from cgan_mnist.config import validate_train_options
+    from cgan_mnist.training import train
+
+    options = {"arch": "mlp", "epochs": epochs, "limit": 128, "batch_size": 32, "seed": 5,
+               "g_width": 8, "d_width": 8, "latent_dim": 8, "outdir": str(outdir),
+               "data_dir": str(data_dir), "xla": False, "checkpoint_interval": 1, **extra}
+    stored = json.loads((outdir / "config.json").read_text()) if extra.get("resume") else None
+    train(validate_train_options(options, stored), log=lambda line: None, progress=False,
+          evaluator=evaluator)
+
+
+def _generator_weights(outdir):
+    import keras
+
+    return keras.models.load_model(outdir / "generator.keras").get_weights()
+
+
+def test_quality_during_training_survives_resume_and_disturbs_nothing(tmp_path, tiny_data_dir,
+                                                                        tiny_evaluator):
+    plain, stopped = tmp_path / "plain", tmp_path / "stopped"
+    _train(plain, tiny_data_dir, None, epochs=2)
+    _train(stopped, tiny_data_dir, tiny_evaluator, epochs=1, eval_interval=1)
+    first = outputs.read_quality(stopped / "quality.csv")
+    # A row from an epoch that the checkpoint never reached (a crash after the check):
+    outputs.write_quality(stopped / "quality.csv", first + [{**first[0], "epoch": 7}])
+    _train(stopped, tiny_data_dir, tiny_evaluator, epochs=2, resume=True)
+
+    rows = outputs.read_quality(stopped / "quality.csv")
+    assert [r["epoch"] for r in rows] == [1, 2] and rows[0] == first[0]
+    assert [r["step"] for r in rows] == [4, 8]
+    assert 0.0 <= rows[1]["conditional_accuracy"] <= 1.0 and rows[1]["frechet_distance"] > 0
+    assert outputs.read_png(stopped / "plots" / "quality.png").ndim == 3
+    # Measuring (and resuming) leaves training exactly as a plain run without checks.
+    for a, b in zip(_generator_weights(plain), _generator_weights(stopped)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
