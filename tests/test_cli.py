@@ -247,12 +247,18 @@ def test_eval_bad_arguments(args, phrase):
     assert_one_line_error(run("eval", *args), 2, phrase)
 
 
-def test_eval_missing_corrupt_model_and_partial_data(tmp_path, trained_run, tiny_data_dir):
+def test_eval_missing_corrupt_model_and_partial_data(tmp_path, trained_run, tiny_data_dir,
+                                                     capsys):
     assert_one_line_error(run("eval", "--outdir", tmp_path), 1, "no trained generator")
+    # The same path in this process (TensorFlow is loaded already: quicker).
     (tmp_path / "generator.keras").write_bytes(b"\x00garbage" * 100)
-    assert_one_line_error(run("eval", "--outdir", tmp_path), 1, "cannot load", "corrupt")
-    assert_one_line_error(run("eval", "--outdir", trained_run, "--data-dir", tiny_data_dir), 1,
-                          "needs the full 60,000", "--data-dir")
+    for args, phrases in ((["--outdir", tmp_path], ("cannot load", "corrupt")),
+                          (["--outdir", trained_run, "--data-dir", tiny_data_dir],
+                           ("needs the full 60,000", "--data-dir"))):
+        code = cli.eval_main([str(a) for a in args])
+        stderr = capsys.readouterr().err
+        assert code == 1 and stderr.count("\n") == 1 and stderr.startswith("cgan-eval: error:")
+        assert all(phrase in stderr for phrase in phrases), stderr
 
 
 # --- argument handling never crashes, whatever it is given ----------------------------

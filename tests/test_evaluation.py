@@ -170,7 +170,7 @@ def test_evaluator_tells_real_digits_from_noise(tiny_evaluator, mnist):
 
 
 def _small_recipe(**changes):
-    return evaluation.Recipe(train_examples=512, epochs=1, batch_size=64, **changes)
+    return evaluation.Recipe(train_examples=128, epochs=1, batch_size=64, **changes)
 
 
 def test_cache_is_reused_and_rebuilt_when_stale_or_corrupt(tmp_path, tiny_data_dir):
