@@ -38,7 +38,7 @@ FEATURE_LAYER = "features"
 PREDICT_BATCH = 1000
 NEIGHBOURS = 3                     # k of precision and recall
 PARZEN_SIGMAS = tuple(float(s) for s in np.logspace(-1, 0, 10))
-PARZEN_VALID_EXAMPLES = 2_000      # of train[50000:60000], drawn at random: choose sigma (for speed)
+PARZEN_VALID_EXAMPLES = 2_000      # random subsample of train[50000:60000] that chooses sigma
 QUICK_PER_CLASS = 100              # cgan-train --eval-interval
 PAPER_PARZEN = (  # Mirza & Osindero (2014), Table 1: Parzen log-likelihood on MNIST's test set
     ("adversarial nets (Goodfellow et al., 2014)", 225.0, 2.0),
@@ -366,7 +366,10 @@ def evaluate(generator, dataset: data.Dataset, n_per_class: int = 1000, seed: in
              evaluator: Evaluator, parzen: bool = True, real: bool = True,
              log=lambda line: None) -> dict:
     """Measure ``n_per_class`` samples of each class, and the same count of real training
-    images as a reference row; return a plain dict (JSON-ready)."""
+    images as a reference row; return a plain dict (JSON-ready).
+
+    ``parzen=False`` skips the slow Parzen estimate, ``real=False`` the real-data row.
+    """
     require_full_training_set(dataset)
     classes = dataset.num_classes
     rng = np.random.default_rng([seed, 0xE7A1])

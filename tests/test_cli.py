@@ -175,7 +175,8 @@ def test_train_refuses_used_outdir(cli_run):
 def test_help_and_argument_errors_do_not_import_tensorflow():
     code = ("import sys\nfrom cgan_mnist import cli\n"
             "for main, args in ((cli.train_main, ['--help']), (cli.generate_main, ['--help']),\n"
-            "                   (cli.eval_main, ['--help']), (cli.eval_main, ['--n-per-class', '0']),\n"
+            "                   (cli.eval_main, ['--help']),\n"
+            "                   (cli.eval_main, ['--n-per-class', '0']),\n"
             "                   (cli.train_main, ['--epochs', '0']),"
             " (cli.generate_main, ['--digit', '12'])):\n"
             "    try:\n        main(args)\n    except SystemExit:\n        pass\n"
