@@ -1,4 +1,4 @@
-"""The two commands, ``cgan-train`` and ``cgan-generate``: parse, validate, call.
+"""The commands ``cgan-train``, ``cgan-generate`` and ``cgan-eval``: parse, validate, call.
 
 TensorFlow is imported only after the arguments are checked, so ``--help``
 and argument errors answer at once. Every failure the user can fix is one
@@ -19,6 +19,7 @@ from .config import ARCHS, DATASETS, STRATEGIES, TrainConfig, validate_train_opt
 from .errors import UsageError, UserError
 
 MAX_SAMPLES = 10_000
+EVAL_PER_CLASS = 1000
 
 TRAIN_EXAMPLES = """\
 examples:
@@ -41,6 +42,18 @@ examples:
   cgan-generate --digit 3 --n 5000 --format npz          # the same, to generated/digit_3.npz
   cgan-generate --interpolate 3 8 --scale 4              # a 3 morphing into an 8: .gif and .png
   cgan-generate --digit sneaker --latent-walk --outdir runs/fashion   # a looping walk, as .gif
+"""
+
+EVAL_DESCRIPTION = """\
+Measure the quality of a trained generator's samples: conditional accuracy,
+Fréchet distance, classifier score, precision and recall, Parzen-window
+log-likelihood; beside the same numbers for real training digits."""
+
+EVAL_EXAMPLES = """\
+examples:
+  cgan-eval --outdir runs/dcgan                          # the full report, 1000 samples per digit
+  cgan-eval --outdir runs/mlp --n-per-class 100          # a quicker, noisier look
+  cgan-eval --model g.keras --json quality.json          # numbers also as JSON
 """
 
 
@@ -97,6 +110,9 @@ def train_parser() -> argparse.ArgumentParser:
         help=f"write a sample grid every K epochs (default {d.sample_interval})")
     add("--checkpoint-interval", type=_int,
         help=f"write a checkpoint every K epochs (default {d.checkpoint_interval})")
+    add("--eval-interval", type=_int,
+        help="measure sample quality every K epochs into quality.csv and plots/quality.png "
+             "(a quick cgan-eval: 100 samples per digit, no Parzen estimate; default: off)")
     add("--no-xla", dest="xla", action="store_false", default=None,
         help="do not compile the training step with XLA")
     add("--mixed-precision", action="store_true", default=None,
@@ -146,6 +162,22 @@ def generate_parser() -> argparse.ArgumentParser:
              "(default png, or both with --npz)")
     add("--scale", type=_int, default=1,
         help="enlarge PNG and GIF images K times, nearest neighbour, 1..16 (default 1)")
+    return p
+
+
+def eval_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="cgan-eval", description=EVAL_DESCRIPTION,
+                epilog=EVAL_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = p.add_argument
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--outdir", help="folder of a trained run (default: current folder)")
+    source.add_argument("--model", help="path of a generator.keras")
+    add("--n-per-class", type=_int, default=EVAL_PER_CLASS, metavar="N",
+        help=f"samples per digit, 1..{MAX_SAMPLES} (default {EVAL_PER_CLASS})")
+    add("--seed", type=_int, default=0, help="random seed of the samples (default 0)")
+    add("--json", metavar="FILE", help="also write the numbers to this .json file")
+    add("--data-dir", help="folder holding mnist.npz (default: $CGAN_DATA_DIR, then "
+                           "~/.keras/datasets, then download)")
     return p
 
 
@@ -211,6 +243,24 @@ def validate_generate_args(args: argparse.Namespace, class_names=None):
     seed = secrets.randbelow(2**31) if args.seed is None else args.seed
     return GenerateRequest(classes, args.n, model_path(args.outdir, args.model), png, npz, seed,
                            mode=mode, gif=gif, scale=args.scale, class_names=names)
+
+
+def validate_eval_args(args: argparse.Namespace):
+    """Check cgan-eval's arguments; return an EvalRequest or raise UsageError."""
+    from .evaluation import EvalRequest
+    from .generate import model_path
+    from .training import RunPaths
+
+    if not 1 <= args.n_per_class <= MAX_SAMPLES:
+        raise UsageError(f"--n-per-class must be in 1..{MAX_SAMPLES}, got {args.n_per_class}")
+    if not 0 <= args.seed < 2**31:
+        raise UsageError(f"--seed must be in 0..{2**31 - 1}, got {args.seed}")
+    if args.json is not None and not args.json.lower().endswith(".json"):
+        raise UsageError(f"--json must name a .json file, got {args.json!r}")
+    model = model_path(args.outdir, args.model)
+    return EvalRequest(model, args.n_per_class, args.seed,
+                       Path(args.json) if args.json else None,
+                       RunPaths(model.parent).confusion_plot, args.data_dir)
 
 
 def _stored_config(outdir: str | None) -> dict | None:
@@ -324,9 +374,30 @@ def _generate(argv) -> int:
     return 0
 
 
+def _eval(argv) -> int:
+    args = eval_parser().parse_args(argv)
+    request = validate_eval_args(args)
+    device = _start_tensorflow()
+    from .evaluation import format_report, run
+
+    print(f"cgan-eval: {request.model}, {request.n_per_class} samples per digit, "
+          f"seed {request.seed}, on {device}", flush=True)
+    result, written = run(request, log=lambda line: print(line, flush=True))
+    print()
+    print(format_report(result))
+    print()
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 def train_main(argv=None) -> int:
     return _run("cgan-train", _train, argv)
 
 
 def generate_main(argv=None) -> int:
     return _run("cgan-generate", _generate, argv)
+
+
+def eval_main(argv=None) -> int:
+    return _run("cgan-eval", _eval, argv)

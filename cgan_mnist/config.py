@@ -39,6 +39,7 @@ class TrainConfig:
     limit: int | None = None
     sample_interval: int = 1
     checkpoint_interval: int = 5
+    eval_interval: int | None = None  # None: no quality checks during training
     xla: bool = True
     mixed_precision: bool = False
     strategy: str = "default"
@@ -90,7 +91,7 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
 
     for name, low in (("epochs", 1), ("batch_size", 1), ("latent_dim", 1), ("g_width", 1),
                       ("d_width", 1), ("limit", 1), ("sample_interval", 1),
-                      ("checkpoint_interval", 1), ("seed", 0)):
+                      ("checkpoint_interval", 1), ("eval_interval", 1), ("seed", 0)):
         _check_range(given, name, low)
     _check_range(given, "lr", positive=True)
     _check_range(given, "beta1", 0.0, 0.999999)

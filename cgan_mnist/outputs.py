@@ -1,4 +1,5 @@
-"""Files a run writes: image grids, PNGs, the GIF, the loss plot, history, config.
+"""Files a run writes: image grids, PNGs, the GIF, the loss plot, history, config,
+quality.csv and the quality plots.
 
 Every file is written whole: to a temporary name in the same folder, then
 renamed over the target, so a crash or kill never leaves half a file and the
@@ -193,12 +194,17 @@ HISTORY_FIELDS = ("step", "epoch", "d_loss", "g_loss", "d_real", "d_fake")
 
 
 def write_history(path: str | os.PathLike, rows: list[dict]) -> Path:
+    return write_csv(path, HISTORY_FIELDS, rows)
+
+
+def write_csv(path: str | os.PathLike, fields: tuple[str, ...], rows: list[dict]) -> Path:
+    """Rows as CSV with a header; floats with 6 significant digits."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k])
-                         for k in HISTORY_FIELDS})
+                         for k in fields})
     return write_text(path, out.getvalue())
 
 
@@ -252,3 +258,85 @@ def plot_losses(path: str | os.PathLike, rows: list[dict]) -> Path:
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return write_bytes(path, buffer.getvalue())
+
+
+# --- sample quality: quality.csv, its plot, the confusion heat map -------------
+
+
+QUALITY_FIELDS = ("epoch", "step", "conditional_accuracy", "frechet_distance",
+                  "frechet_distance_class_mean", "classifier_score", "precision", "recall")
+
+
+def write_quality(path: str | os.PathLike, rows: list[dict]) -> Path:
+    return write_csv(path, QUALITY_FIELDS, rows)
+
+
+def read_quality(path: str | os.PathLike) -> list[dict]:
+    with open(path, newline="") as f:
+        return [{"epoch": int(r["epoch"]), "step": int(r["step"]),
+                 **{k: float(r[k]) for k in QUALITY_FIELDS[2:]}}
+                for r in csv.DictReader(f)]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(path: str | os.PathLike, fig) -> Path:
+    """Render a matplotlib figure to PNG, write it atomically, close the figure."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    _pyplot().close(fig)
+    return write_bytes(path, buffer.getvalue())
+
+
+def plot_quality(path: str | os.PathLike, rows: list[dict]) -> Path:
+    """Conditional accuracy and Fréchet distance (log scale) over the epochs of a run."""
+    plt = _pyplot()
+    epochs = [r["epoch"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    left.plot(epochs, [100 * r["conditional_accuracy"] for r in rows], "o-", color="tab:green")
+    left.set_ylabel("conditional accuracy (%)")
+    left.set_ylim(0, 100)
+    right.plot(epochs, [r["frechet_distance"] for r in rows], "o-", label="all samples")
+    right.plot(epochs, [r["frechet_distance_class_mean"] for r in rows], "s--",
+               label="mean over digits")
+    right.set_ylabel("Fréchet distance (evaluator features)")
+    right.set_yscale("log")  # it falls by orders of magnitude early on
+    right.legend(fontsize="small")
+    for ax in (left, right):
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    fig.suptitle("sample quality during training")
+    fig.tight_layout()
+    return save_figure(path, fig)
+
+
+def plot_confusion(path: str | os.PathLike, confusion) -> Path:
+    """Heat map of the share of each asked-for digit (row) given each class (column)."""
+    plt = _pyplot()
+    counts = np.asarray(confusion, dtype=np.float64)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6.5, 5.5), dpi=100)
+    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    for (row, col), share in np.ndenumerate(shares):
+        if share >= 0.005:
+            text = f"{100 * share:.0f}" if share >= 0.1 else f"{100 * share:.1f}"
+            ax.text(col, row, text, ha="center", va="center", fontsize=8,
+                    color="white" if share > 0.5 else "black")
+    ticks = range(len(shares))
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
+    ax.set_xlabel("evaluator's class")
+    ax.set_ylabel("asked-for digit")
+    accuracy = np.trace(counts) / max(counts.sum(), 1)
+    ax.set_title(f"conditional accuracy {100 * accuracy:.2f}% (cells: % of the row)")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the row")
+    fig.tight_layout()
+    return save_figure(path, fig)

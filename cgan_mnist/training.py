@@ -87,6 +87,18 @@ class RunPaths:
     def progress_gif(self) -> Path:
         return self.generated / "progress.gif"
 
+    @property
+    def quality(self) -> Path:
+        return self.root / "quality.csv"
+
+    @property
+    def quality_plot(self) -> Path:
+        return self.plots / "quality.png"
+
+    @property
+    def confusion_plot(self) -> Path:
+        return self.plots / "confusion.png"
+
     def epoch_grid(self, epoch: int) -> Path:
         return self.generated / f"epoch_{epoch:04d}.png"
 
@@ -100,7 +112,8 @@ class RunPaths:
         """Delete a previous run's files (for --overwrite); other files stay."""
         shutil.rmtree(self.checkpoints, ignore_errors=True)
         for path in [self.config, self.history, self.generator, self.losses_plot,
-                     self.progress_gif, *self.epoch_grids()]:
+                     self.progress_gif, self.quality, self.quality_plot, self.confusion_plot,
+                     *self.epoch_grids()]:
             path.unlink(missing_ok=True)
         shutil.rmtree(self.tensorboard_logs, ignore_errors=True)
         self.log_file.unlink(missing_ok=True)
@@ -131,8 +144,14 @@ def seed_everything(seed: int) -> None:
 # --- the run ------------------------------------------------------------------
 
 
-def train(cfg: TrainConfig, log=print, progress: bool | None = None) -> RunPaths:
-    """Train a cGAN as configured, writing every output under ``cfg.outdir``."""
+def train(cfg: TrainConfig, log=print, progress: bool | None = None,
+          evaluator=None) -> RunPaths:
+    """Train a cGAN as configured, writing every output under ``cfg.outdir``.
+
+    With ``cfg.eval_interval``, ``evaluator`` (default: the cached one, trained
+    on first use) measures sample quality; it is ready before the networks are
+    built, so its training cannot shift the run's random state.
+    """
     from . import data, devices
 
     strategy = devices.make_strategy(cfg.strategy)  # first: multi-worker must precede other ops
@@ -144,11 +163,23 @@ def train(cfg: TrainConfig, log=print, progress: bool | None = None) -> RunPaths
     dataset = data.load(cfg.dataset, cfg.data_dir)
     feeder = data.EpochFeeder(dataset.train, dataset.num_classes, cfg.batch_size,
                               seed=cfg.seed, limit=cfg.limit)
+    quality = _quality_tracker(cfg, paths, dataset, evaluator, log) if chief else None
     with tempfile.TemporaryDirectory(prefix="cgan-worker-") as scratch:
         run = _Run(cfg, paths, dataset, feeder, log if chief else (lambda line: None),
-                   strategy=strategy, scratch=None if chief else Path(scratch))
+                   strategy=strategy, scratch=None if chief else Path(scratch), quality=quality)
         run.loop(show_progress=chief and (sys.stderr.isatty() if progress is None else progress))
     return paths
+
+
+def _quality_tracker(cfg: TrainConfig, paths: RunPaths, dataset, evaluator, log):
+    if cfg.eval_interval is None:
+        return None
+    from . import evaluation
+
+    if evaluator is None:
+        evaluator = evaluation.load_or_train(dataset, log=log)
+    return evaluation.QualityTracker(evaluator, dataset, paths.quality, paths.quality_plot,
+                                     cfg.seed, log)
 
 
 def _prepare_outdir(paths: RunPaths, cfg: TrainConfig) -> None:
@@ -168,8 +199,9 @@ class _Run:
     """State of one training run; ``loop`` drives it epoch by epoch."""
 
     def __init__(self, cfg: TrainConfig, paths: RunPaths, dataset, feeder, log, *,
-                 strategy, scratch: Path | None = None):
-        """``scratch``: a non-chief worker's folder for its checkpoint shards; None on the chief."""
+                 strategy, scratch: Path | None = None, quality=None):
+        """``scratch``: a non-chief worker's folder for its checkpoint shards; None on the
+        chief. ``quality``: an evaluation.QualityTracker (chief only), or None."""
         import tensorflow as tf
 
         from .devices import mixed_precision_policy
@@ -178,6 +210,7 @@ class _Run:
 
         self.cfg, self.paths, self.feeder, self.log = cfg, paths, feeder, log
         self.strategy, self.chief = strategy, scratch is None
+        self.quality = quality
         seed_everything(cfg.seed)
         self.model_cfg = ModelConfig(cfg.arch, cfg.latent_dim, dataset.num_classes,
                                      cfg.g_width, cfg.d_width)
@@ -238,6 +271,8 @@ class _Run:
         if self.paths.history.exists():
             self.history = [r for r in outputs.read_history(self.paths.history)
                             if r["step"] <= step]
+        if self.quality:
+            self.quality.resume(completed_epochs=step // self.feeder.steps_per_epoch)
         self.log(f"resumed from {latest} at step {step} (epoch {self.epoch_of(step)})")
 
     def epoch_of(self, step: int) -> int:
@@ -332,6 +367,9 @@ class _Run:
 
     def _save_at_intervals(self, epoch: int) -> None:
         final = epoch == self.cfg.epochs
+        if self.quality and (epoch % self.cfg.eval_interval == 0 or final):
+            # Before the checkpoint: a crash in between loses no row that resume keeps.
+            self.quality.record(epoch, int(self.step.numpy()), self.gan.generator)
         self._save(epoch, samples=epoch % self.cfg.sample_interval == 0 or final,
                    checkpoint=epoch % self.cfg.checkpoint_interval == 0 or final)
 

@@ -27,7 +27,7 @@ def run(command, *args, env_extra=None, cwd=None):
 def assert_one_line_error(result, code, *phrases):
     assert result.returncode == code, result.stderr
     lines = [line for line in result.stderr.splitlines()
-             if line.startswith(("cgan-train", "cgan-generate"))]
+             if line.startswith(("cgan-train", "cgan-generate", "cgan-eval"))]
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr
     for phrase in phrases:
@@ -175,6 +175,8 @@ def test_train_refuses_used_outdir(cli_run):
 def test_help_and_argument_errors_do_not_import_tensorflow():
     code = ("import sys\nfrom cgan_mnist import cli\n"
             "for main, args in ((cli.train_main, ['--help']), (cli.generate_main, ['--help']),\n"
+            "                   (cli.eval_main, ['--help']),\n"
+            "                   (cli.eval_main, ['--n-per-class', '0']),\n"
             "                   (cli.train_main, ['--epochs', '0']),"
             " (cli.generate_main, ['--digit', '12'])):\n"
             "    try:\n        main(args)\n    except SystemExit:\n        pass\n"
@@ -185,11 +187,87 @@ def test_help_and_argument_errors_do_not_import_tensorflow():
     assert "examples:" in result.stdout
 
 
+# --- cgan-eval --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def eval_cache(tmp_path_factory, tiny_evaluator, mnist):
+    """A cache holding the tests' rough evaluator under the default recipe's key, so that
+    cgan-eval uses it instead of training the real one (minutes)."""
+    from cgan_mnist import evaluation
+
+    folder = tmp_path_factory.mktemp("eval_cache")
+    key = evaluation.fingerprint(mnist.path, evaluation.Recipe())
+    evaluation.store(evaluation.cache_paths(mnist.name, folder), tiny_evaluator.classifier,
+                     {**tiny_evaluator.info, "fingerprint": key})
+    return folder
+
+
+def test_eval_prints_the_table_and_writes_json_and_heat_map(trained_run, eval_cache, mnist_path,
+                                                              tmp_path):
+    model = tmp_path / "run" / "generator.keras"
+    model.parent.mkdir()
+    model.write_bytes((trained_run / "generator.keras").read_bytes())
+    report = tmp_path / "quality.json"
+    result = run("eval", "--model", model, "--n-per-class", 10, "--seed", 1, "--json", report,
+                 "--data-dir", mnist_path.parent, env_extra={"CGAN_CACHE_DIR": str(eval_cache)})
+    assert result.returncode == 0, result.stderr
+    assert "training the evaluator" not in result.stdout  # the cached one was used
+    numbers = json.loads(report.read_text())
+    assert numbers["samples"] == 100 and numbers["n_per_class"] == 10
+    ev = numbers["evaluator"]["test_accuracy"]
+    assert f"evaluator: test accuracy {100 * ev:.2f}%" in result.stdout
+    for column in ("generator", "real"):
+        col = numbers[column]
+        assert 0 <= col["conditional_accuracy"] <= 1 and col["frechet_distance"] >= 0
+        assert 1 <= col["classifier_score"] <= 10 and 0 <= col["precision"] <= 1
+        assert np.isfinite(col["parzen_log_likelihood"]) and col["parzen_standard_error"] > 0
+        assert np.array(col["confusion"]).sum() == 100
+    assert numbers["real"]["conditional_accuracy"] > 0.8
+    table = result.stdout.splitlines()
+    row = next(line for line in table if line.startswith("conditional accuracy"))
+    assert row.split()[-2:] == [f"{100 * numbers[c]['conditional_accuracy']:.2f}%"
+                                for c in ("generator", "real")]
+    for label in ("Fréchet distance", "classifier score", "precision (k=3)", "recall (k=3)",
+                  "Parzen log-likelihood", "accuracy of digit 9", "132 ± 1.8"):
+        assert label in result.stdout
+    heat_map = outputs.read_png(model.parent / "plots" / "confusion.png")
+    assert heat_map.shape[0] > 300 and heat_map.shape[1] > 300
+
+
+@pytest.mark.parametrize("args, phrase", [
+    (["--n-per-class", "0"], "--n-per-class must be in 1..10000"),
+    (["--n-per-class", "10001"], "--n-per-class must be in 1..10000"),
+    (["--n-per-class", "-4"], "--n-per-class must be in 1..10000"),
+    (["--n-per-class", "many"], "invalid integer"),
+    (["--seed", "-1"], "--seed must be in"),
+    (["--json", "out.txt"], "--json must name a .json"),
+    (["--model", "a", "--outdir", "b"], "not allowed with"),
+])
+def test_eval_bad_arguments(args, phrase):
+    assert_one_line_error(run("eval", *args), 2, phrase)
+
+
+def test_eval_missing_corrupt_model_and_partial_data(tmp_path, trained_run, tiny_data_dir,
+                                                     capsys):
+    assert_one_line_error(run("eval", "--outdir", tmp_path), 1, "no trained generator")
+    # The same path in this process (TensorFlow is loaded already: quicker).
+    (tmp_path / "generator.keras").write_bytes(b"\x00garbage" * 100)
+    for args, phrases in ((["--outdir", tmp_path], ("cannot load", "corrupt")),
+                          (["--outdir", trained_run, "--data-dir", tiny_data_dir],
+                           ("needs the full 60,000", "--data-dir"))):
+        code = cli.eval_main([str(a) for a in args])
+        stderr = capsys.readouterr().err
+        assert code == 1 and stderr.count("\n") == 1 and stderr.startswith("cgan-eval: error:")
+        assert all(phrase in stderr for phrase in phrases), stderr
+
+
 # --- argument handling never crashes, whatever it is given ----------------------------
 
 _tokens = st.one_of(
     st.sampled_from(["--epochs", "--batch-size", "--lr", "--arch", "--digit", "--n", "--seed",
                      "--limit", "--latent-dim", "--beta1", "--resume", "--overwrite", "--model",
+                     "--n-per-class", "--json", "--eval-interval",
                      "all", "mlp", "dcgan", "7", "-3", "0", "1e-3", "nan", "inf", "11", "x"]),
     st.text(max_size=6))
 
@@ -198,7 +276,8 @@ _tokens = st.one_of(
 @given(st.lists(_tokens, max_size=6))
 def test_argument_handling_fails_only_with_usage_errors(argv):
     for parse, check in ((cli.train_parser, lambda a: cli.validate_train_options(vars(a))),
-                         (cli.generate_parser, cli.validate_generate_args)):
+                         (cli.generate_parser, cli.validate_generate_args),
+                         (cli.eval_parser, cli.validate_eval_args)):
         try:
             check(parse().parse_args(argv))
         except UsageError as err:

@@ -22,6 +22,7 @@ def test_defaults_are_resolved_and_seed_recorded():
     ({"seed": -5}, "--seed"),
     ({"sample_interval": 0}, "--sample-interval"),
     ({"checkpoint_interval": 0}, "--checkpoint-interval"),
+    ({"eval_interval": 0}, "--eval-interval"),
     ({"arch": "resnet"}, "--arch"),
     ({"dataset": "cifar10"}, "--dataset"),
     ({"limit": 10, "batch_size": 64}, "--limit"),

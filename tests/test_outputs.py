@@ -70,3 +70,17 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_quality_round_trip_and_plots(tmp_path):
+    rows = [{"epoch": e, "step": 10 * e, "conditional_accuracy": 0.1 * e,
+             "frechet_distance": 5.0 / e, "frechet_distance_class_mean": 6.0 / e,
+             "classifier_score": 1.0 + e, "precision": 0.5, "recall": 0.25} for e in (1, 2, 5)]
+    outputs.write_quality(tmp_path / "quality.csv", rows)
+    back = outputs.read_quality(tmp_path / "quality.csv")
+    assert len(back) == 3 and all(b == pytest.approx(r) for b, r in zip(back, rows))
+    assert outputs.read_png(outputs.plot_quality(tmp_path / "q.png", rows)).shape[1] > 500
+    confusion = np.diag(np.arange(1, 11)) + 1
+    png = outputs.read_png(outputs.plot_confusion(tmp_path / "plots" / "c.png", confusion))
+    assert png.shape[0] > 300 and png.shape[1] > 300
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["c.png"]

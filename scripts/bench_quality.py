@@ -1,0 +1,185 @@
+"""Sample quality over training for each architecture: the quality tables of BENCHMARKS.md.
+
+Trains each architecture with the default options through ``training.train``,
+stopping at each epoch of ``--at`` to run the full evaluation (cgan-eval's
+numbers, Parzen included) and resuming from there; a resumed run equals an
+uninterrupted one, so this is one run per architecture. Writes two markdown
+tables between this script's markers in ``--out`` (other sections of the file
+stay): every metric per evaluated epoch with the training wall time so far,
+and the Parzen estimates beside Mirza & Osindero (2014)'s Table 1.
+
+    python scripts/bench_quality.py                       # 40 epochs, at 5,10,20,40: hours on a CPU
+    python scripts/bench_quality.py --quick --out /tmp/bench.md   # a smoke run of a few minutes
+
+The evaluator is the cached one (trained on first use, a few minutes on a CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+BEGIN, END = "<!-- bench_quality:begin -->", "<!-- bench_quality:end -->"
+QUICK = {"epochs": 2, "at": "1,2", "limit": 2048, "n_per_class": 100}
+COLUMNS = (  # (key in an evaluation column, heading, format)
+    ("conditional_accuracy", "cond. acc.", lambda v: f"{100 * v:.2f}%"),
+    ("frechet_distance", "FD", lambda v: f"{v:.3f}"),
+    ("frechet_distance_class_mean", "FD per digit", lambda v: f"{v:.3f}"),
+    ("classifier_score", "classifier score", lambda v: f"{v:.3f}"),
+    ("precision", "precision", lambda v: f"{v:.3f}"),
+    ("recall", "recall", lambda v: f"{v:.3f}"),
+)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--arch", action="append", choices=["mlp", "dcgan"],
+                   help="architecture (repeatable; default: both)")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--at", default="5,10,20,40", help="epochs to evaluate at, comma-separated")
+    p.add_argument("--limit", type=int, default=None, help="train on the first N images only")
+    p.add_argument("--n-per-class", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0, help="seed of training and of the samples")
+    p.add_argument("--outdir", default="runs/bench", help="the runs go to OUTDIR/ARCH")
+    p.add_argument("--out", default="BENCHMARKS.md", help="markdown file to update")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: " + ", ".join(f"--{k.replace('_', '-')} {v}"
+                                                  for k, v in QUICK.items()))
+    args = p.parse_args(argv)
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+    args.at = sorted({int(e) for e in str(args.at).split(",")} | {args.epochs})
+    args.at = [e for e in args.at if 1 <= e <= args.epochs]
+    return args
+
+
+def train_to(arch: str, epoch: int, args, outdir: Path) -> float:
+    """Train (or resume) the run in ``outdir`` up to ``epoch``; return the seconds it took."""
+    from cgan_mnist.config import validate_train_options
+    from cgan_mnist.training import train
+
+    resume = (outdir / "config.json").exists() and epoch != args.at[0]
+    given = {"arch": arch, "epochs": epoch, "seed": args.seed, "outdir": str(outdir),
+             "data_dir": args.data_dir, "limit": args.limit,
+             "resume": resume or None, "overwrite": None if resume else True}
+    stored = json.loads((outdir / "config.json").read_text()) if resume else None
+    started = time.perf_counter()
+    train(validate_train_options(given, stored), log=lambda line: print(f"  {line}", flush=True),
+          progress=False)
+    return time.perf_counter() - started
+
+
+def bench_arch(arch: str, args, dataset, evaluator) -> list[dict]:
+    from cgan_mnist import evaluation
+    from cgan_mnist.generate import load_generator
+
+    outdir, wall, rows = Path(args.outdir) / arch, 0.0, []
+    for epoch in args.at:
+        print(f"{arch}: training to epoch {epoch}", flush=True)
+        wall += train_to(arch, epoch, args, outdir)
+        generator = load_generator(outdir / "generator.keras")
+        print(f"{arch}: evaluating epoch {epoch}", flush=True)
+        result = evaluation.evaluate(generator, dataset, args.n_per_class, args.seed,
+                                     evaluator=evaluator, real=not rows)
+        rows.append({"arch": arch, "epoch": epoch, "wall_s": wall, "result": result})
+    return rows
+
+
+def _parzen(column: dict) -> str:
+    return f"{column['parzen_log_likelihood']:.1f} ± {column['parzen_standard_error']:.1f}"
+
+
+def _clock(seconds: float) -> str:
+    minutes, s = divmod(int(round(seconds)), 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{s:02d}s"
+
+
+def metrics_table(rows: list[dict], real: dict) -> list[str]:
+    head = ["arch", "epoch", "train wall time"] + [h for _, h, _ in COLUMNS] + ["Parzen (nats)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        column = row["result"]["generator"]
+        cells = [row["arch"], str(row["epoch"]), _clock(row["wall_s"])]
+        cells += [fmt(column[key]) for key, _, fmt in COLUMNS] + [_parzen(column)]
+        lines.append("| " + " | ".join(cells) + " |")
+    cells = ["real data", "", ""] + [fmt(real[key]) for key, _, fmt in COLUMNS] + [_parzen(real)]
+    lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def parzen_table(rows: list[dict], real: dict, n_samples: int) -> list[str]:
+    from cgan_mnist.evaluation import PAPER_PARZEN
+
+    lines = ["| model | Parzen log-likelihood, MNIST test set | source |", "|---|---|---|"]
+    lines += [f"| {model} | {mean:g} ± {error:g} | Mirza & Osindero (2014), Table 1 |"
+              for model, mean, error in PAPER_PARZEN]
+    finals = {row["arch"]: row for row in rows}
+    lines += [f"| cgan-mnist {arch}, epoch {row['epoch']} | {_parzen(row['result']['generator'])}"
+              f" | this run, {n_samples:,} samples |" for arch, row in finals.items()]
+    lines.append(f"| real training images | {_parzen(real)} | this run, {n_samples:,} images |")
+    return lines
+
+
+def section(rows: list[dict], args, evaluator, device: str, seconds: float) -> str:
+    first = rows[0]["result"]
+    real, ref = first["real"], first["reference"]
+    command = "python scripts/bench_quality.py " + " ".join(sys.argv[1:])
+    return "\n".join([
+        "## Sample quality over training",
+        "",
+        f"Made by `{command.strip()}` on {time.strftime('%Y-%m-%d')}, {device}, "
+        f"{os.cpu_count()} CPU cores ({platform.machine()}), in {_clock(seconds)}. Default options"
+        f"{f', first {args.limit} training images' if args.limit else ''}, seed {args.seed}. "
+        f"Each row: {first['samples']:,} samples ({args.n_per_class} per digit) under the "
+        f"evaluator (test accuracy {100 * evaluator.test_accuracy:.2f}%); Fréchet distance and "
+        f"precision/recall (k=3) against {ref['test_images_per_class']} test images per digit; "
+        f"Parzen sigma chosen on {ref['parzen_valid_examples']:,} validation images. "
+        "Train wall time: training only, cumulative. The real-data row measures "
+        f"{first['samples']:,} training images in place of samples.",
+        "",
+        *metrics_table(rows, real),
+        "",
+        "Parzen-window estimates beside the paper's:",
+        "",
+        *parzen_table(rows, real, first["samples"]),
+    ])
+
+
+def replace_section(text: str, body: str) -> str:
+    """Put ``body`` between this script's markers, keeping everything else in ``text``."""
+    block = f"{BEGIN}\n{body}\n{END}"
+    if BEGIN in text and END in text:
+        before, rest = text.split(BEGIN, 1)
+        return before + block + rest.split(END, 1)[1]
+    return (text.rstrip("\n") + "\n\n" if text.strip() else "") + block + "\n"
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    from cgan_mnist import data, evaluation, outputs
+    from cgan_mnist.cli import _start_tensorflow
+
+    device = _start_tensorflow()
+    started = time.perf_counter()
+    dataset = data.load("mnist", args.data_dir)
+    evaluator = evaluation.load_or_train(dataset)
+    rows = [row for arch in args.arch or ["mlp", "dcgan"]
+            for row in bench_arch(arch, args, dataset, evaluator)]
+    body = section(rows, args, evaluator, device, time.perf_counter() - started)
+    out = Path(args.out)
+    outputs.write_text(out, replace_section(out.read_text() if out.exists() else "", body))
+    print(body)
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""Sample-quality metrics against known answers; the evaluator, its cache, and the
+quality checks during training."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cgan_mnist import data, evaluation, metrics, outputs
+
+# --- Fréchet distance ------------------------------------------------------------------
+
+
+def _rotation(dim, seed):
+    q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((dim, dim)))
+    return q
+
+
+def test_psd_sqrt_squares_back_and_ignores_rounding_below_zero():
+    a = np.random.default_rng(0).standard_normal((6, 4))
+    cov = a @ a.T  # rank 4 of 6: two eigenvalues are zero, or rounding's -1e-16
+    root = metrics.psd_sqrt(cov)
+    np.testing.assert_allclose(root @ root, cov, atol=1e-10)
+    np.testing.assert_allclose(root, root.T)
+
+
+def test_frechet_distance_of_a_set_with_itself_is_zero():
+    features = np.random.default_rng(1).standard_normal((500, 32)) @ _rotation(32, 2)
+    assert metrics.frechet_distance_of(features, features) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_frechet_distance_matches_the_closed_form_for_two_gaussians():
+    # Same eigenvectors: d = |mu1 - mu2|^2 + sum (sqrt(a_i) - sqrt(b_i))^2.
+    q = _rotation(5, 3)
+    a, b = np.array([1.0, 2.0, 0.5, 4.0, 0.1]), np.array([3.0, 1.0, 0.5, 1.0, 2.0])
+    mu1, mu2 = np.arange(5.0), np.arange(5.0)[::-1]
+    closed = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
+    d = metrics.frechet_distance(mu1, q @ np.diag(a) @ q.T, mu2, q @ np.diag(b) @ q.T)
+    assert d == pytest.approx(closed, rel=1e-10)
+
+
+def test_frechet_distance_of_non_commuting_covariances():
+    rng = np.random.default_rng(4)
+    c1, c2 = (m @ m.T + 0.1 * np.eye(4) for m in rng.standard_normal((2, 4, 4)))
+    # tr((C1 C2)^(1/2)) from the eigenvalues of the non-symmetric product itself.
+    trace_sqrt = np.sum(np.sqrt(np.linalg.eigvals(c1 @ c2).real))
+    expected = np.trace(c1) + np.trace(c2) - 2 * trace_sqrt
+    assert metrics.frechet_distance(np.zeros(4), c1, np.zeros(4), c2) == pytest.approx(expected)
+
+
+def test_frechet_distance_from_samples_approaches_the_closed_form():
+    rng = np.random.default_rng(5)
+    x = rng.normal(0.0, 1.0, (100_000, 2))
+    y = rng.normal(1.0, 2.0, (100_000, 2))
+    closed = 2 * 1.0**2 + 2 * (1.0 - 2.0) ** 2  # |mu diff|^2 + sum (sigma1 - sigma2)^2 = 4
+    assert metrics.frechet_distance_of(x, y) == pytest.approx(closed, rel=0.02)
+
+
+# --- classifier score and conditional accuracy -------------------------------------------
+
+
+def test_classifier_score_bounds():
+    assert metrics.classifier_score(np.eye(10)[np.arange(1000) % 10]) == pytest.approx(10.0)
+    constant = np.tile(np.linspace(1, 2, 10) / np.linspace(1, 2, 10).sum(), (50, 1))
+    assert metrics.classifier_score(constant) == pytest.approx(1.0)
+    assert metrics.classifier_score(np.full((7, 10), 0.1)) == pytest.approx(1.0)
+
+
+def test_conditional_accuracy_and_confusion():
+    asked = np.array([0, 0, 1, 1, 2, 2])
+    predicted = np.array([0, 1, 1, 1, 0, 2])
+    result = metrics.conditional_accuracy(predicted, asked, 3)
+    assert result["overall"] == pytest.approx(4 / 6)
+    assert result["per_class"] == pytest.approx([0.5, 1.0, 0.5])
+    assert result["confusion"].tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+
+
+# --- precision and recall ----------------------------------------------------------------
+
+
+def test_precision_and_recall_of_identical_and_of_far_apart_sets():
+    points = np.random.default_rng(6).standard_normal((300, 8))
+    assert metrics.precision_recall(points, points.copy()) == (1.0, 1.0)
+    assert metrics.precision_recall(points, points + 100.0) == (0.0, 0.0)
+
+
+def test_precision_recall_tell_mode_collapse_from_noise():
+    rng = np.random.default_rng(7)
+    real = rng.standard_normal((2000, 2))
+    collapsed = 0.1 * rng.standard_normal((2000, 2))  # realistic but not varied
+    precision, recall = metrics.precision_recall(real, collapsed)
+    assert precision > 0.95 and recall < 0.3
+
+
+def test_knn_radii_and_chunking_agree_with_brute_force():
+    points = np.random.default_rng(8).standard_normal((50, 3))
+    brute = np.sort(((points[:, None] - points[None]) ** 2).sum(-1), axis=1)[:, 3]
+    blocks = list(metrics.squared_distance_blocks(points, points, block_elements=100))
+    assert len(blocks) > 1
+    np.testing.assert_allclose(np.concatenate([b for _, b in blocks]),
+                               ((points[:, None] - points[None]) ** 2).sum(-1), atol=1e-12)
+    np.testing.assert_allclose(metrics.knn_radii_sq(points, 3), brute, atol=1e-12)
+
+
+# --- Parzen window -----------------------------------------------------------------------
+
+
+def _brute_parzen(x, centers, sigma):
+    """log of the mean over centers of a product of 1-D normal densities."""
+    density = np.exp(-((x[:, None, :] - centers[None]) ** 2) / (2 * sigma**2))
+    density = density / np.sqrt(2 * np.pi * sigma**2)
+    return np.log(density.prod(axis=2).mean(axis=1))
+
+
+def test_parzen_log_likelihood_matches_brute_force():
+    rng = np.random.default_rng(9)
+    x, centers = rng.uniform(size=(6, 3)), rng.uniform(size=(9, 3))
+    sigmas = [0.2, 0.5, 1.0]
+    got = metrics.parzen_log_likelihoods(x, centers, sigmas)
+    for i, sigma in enumerate(sigmas):
+        np.testing.assert_allclose(got[i], _brute_parzen(x, centers, sigma), rtol=1e-10)
+    best, means = metrics.choose_parzen_sigma(x, centers, sigmas)
+    assert best == sigmas[int(np.argmax([_brute_parzen(x, centers, s).mean() for s in sigmas]))]
+    mean, error = metrics.parzen_estimate(x, centers, 0.5)
+    brute = _brute_parzen(x, centers, 0.5)
+    assert (mean, error) == pytest.approx((brute.mean(), brute.std() / np.sqrt(6)))
+
+
+def test_parzen_stays_finite_where_every_density_underflows():
+    x, centers = np.zeros((2, 784)), np.ones((3, 784))  # exp(-784 / 0.02) == 0.0 in float64
+    ll = metrics.parzen_log_likelihoods(x, centers, [0.1])[0]
+    expected = -784 / (2 * 0.01) - 784 / 2 * np.log(2 * np.pi * 0.01)
+    np.testing.assert_allclose(ll, expected)
+
+
+# --- reference sets and the cache location ------------------------------------------------
+
+
+def test_balanced_indices_draw_without_repeats_then_tile():
+    labels = np.array([0] * 5 + [1] * 2)
+    rng = np.random.default_rng(0)
+    idx = evaluation.balanced_indices(labels, 4, 2, rng)
+    assert labels[idx].tolist() == [0] * 4 + [1] * 4
+    assert len(set(idx[:4])) == 4
+    assert sorted(idx[4:].tolist()) == [5, 5, 6, 6]  # 2 images, each used twice
+
+
+def test_cache_dir_follows_the_environment(tmp_path):
+    assert evaluation.cache_dir({"CGAN_CACHE_DIR": str(tmp_path)}) == tmp_path
+    assert evaluation.cache_dir({"XDG_CACHE_HOME": "/x"}) == evaluation.Path("/x/cgan-mnist")
+    assert evaluation.cache_dir({}).parts[-2:] == (".cache", "cgan-mnist")
+
+
+# --- the evaluator ---------------------------------------------------------------------
+
+
+def test_evaluator_tells_real_digits_from_noise(tiny_evaluator, mnist):
+    assert tiny_evaluator.test_accuracy > 0.85
+    x, _ = data.to_model_inputs(mnist.test.images[-1000:], mnist.test.labels[-1000:], 10)
+    probs, features = tiny_evaluator.classify(x)
+    assert features.shape == (1000, 128) and np.allclose(probs.sum(1), 1.0)
+    assert np.mean(probs.argmax(1) == mnist.test.labels[-1000:]) > 0.85
+    noise = np.random.default_rng(0).uniform(-1, 1, (1000, 28, 28, 1)).astype(np.float32)
+    asked = np.arange(1000) % 10
+    noise_accuracy = metrics.conditional_accuracy(
+        tiny_evaluator.classify(noise)[0].argmax(1), asked, 10)["overall"]
+    assert 0.03 < noise_accuracy < 0.2, noise_accuracy
+
+
+def _small_recipe(**changes):
+    return evaluation.Recipe(train_examples=128, epochs=1, batch_size=64, **changes)
+
+
+def test_cache_is_reused_and_rebuilt_when_stale_or_corrupt(tmp_path, tiny_data_dir):
+    tiny = data.load_npz(tiny_data_dir / "mnist.npz")
+    paths = evaluation.cache_paths("mnist", tmp_path)
+
+    def load(recipe=_small_recipe()):
+        lines = []
+        evaluator = evaluation.load_or_train(tiny, recipe=recipe, cache=tmp_path,
+                                             log=lines.append)
+        return evaluator, " ".join(lines)
+
+    first, log = load()
+    assert "none cached yet" in log and paths.model.is_file()
+    assert json.loads(paths.info.read_text())["test_accuracy"] == first.test_accuracy
+    again, log = load()
+    assert log == "" and again.test_accuracy == first.test_accuracy
+    assert "stale" in load(_small_recipe(seed=1))[1]
+    paths.info.write_text("{not json")
+    assert "unreadable" in load()[1]
+    paths.model.write_bytes(b"\x00garbage" * 50)
+    assert "corrupt" in load()[1]
+    assert load()[1] == ""
+
+
+def test_fingerprint_depends_on_the_data_bytes_and_the_recipe(tmp_path):
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    a.write_bytes(b"one")
+    b.write_bytes(b"two")
+    recipe = evaluation.Recipe()
+    assert evaluation.fingerprint(a, recipe) != evaluation.fingerprint(b, recipe)
+    assert evaluation.fingerprint(a, recipe) != evaluation.fingerprint(a, _small_recipe())
+    assert evaluation.fingerprint(a, recipe) == evaluation.fingerprint(a, evaluation.Recipe())
+
+
+def test_evaluate_refuses_a_partial_training_set(tiny_data_dir):
+    from cgan_mnist.errors import UserError
+
+    tiny = data.load_npz(tiny_data_dir / "mnist.npz")
+    with pytest.raises(UserError, match="needs the full 60,000"):
+        evaluation.evaluate(None, tiny, 10, evaluator=None)
+
+
+# --- during training: quality.csv survives resume and changes nothing else -----------------
+
+
+def _train(outdir, data_dir, evaluator, epochs, **extra):
+    from cgan_mnist.config import validate_train_options
+    from cgan_mnist.training import train
+
+    options = {"arch": "mlp", "epochs": epochs, "limit": 128, "batch_size": 32, "seed": 5,
+               "g_width": 8, "d_width": 8, "latent_dim": 8, "outdir": str(outdir),
+               "data_dir": str(data_dir), "xla": False, "checkpoint_interval": 1, **extra}
+    stored = json.loads((outdir / "config.json").read_text()) if extra.get("resume") else None
+    train(validate_train_options(options, stored), log=lambda line: None, progress=False,
+          evaluator=evaluator)
+
+
+def _generator_weights(outdir):
+    import keras
+
+    return keras.models.load_model(outdir / "generator.keras").get_weights()
+
+
+def test_quality_during_training_survives_resume_and_disturbs_nothing(tmp_path, tiny_data_dir,
+                                                                        tiny_evaluator):
+    plain, stopped = tmp_path / "plain", tmp_path / "stopped"
+    _train(plain, tiny_data_dir, None, epochs=2)
+    _train(stopped, tiny_data_dir, tiny_evaluator, epochs=1, eval_interval=1)
+    first = outputs.read_quality(stopped / "quality.csv")
+    # A row from an epoch that the checkpoint never reached (a crash after the check):
+    outputs.write_quality(stopped / "quality.csv", first + [{**first[0], "epoch": 7}])
+    _train(stopped, tiny_data_dir, tiny_evaluator, epochs=2, resume=True)
+
+    rows = outputs.read_quality(stopped / "quality.csv")
+    assert [r["epoch"] for r in rows] == [1, 2] and rows[0] == first[0]
+    assert [r["step"] for r in rows] == [4, 8]
+    assert 0.0 <= rows[1]["conditional_accuracy"] <= 1.0 and rows[1]["frechet_distance"] > 0
+    assert outputs.read_png(stopped / "plots" / "quality.png").ndim == 3
+    # Measuring (and resuming) leaves training exactly as a plain run without checks.
+    for a, b in zip(_generator_weights(plain), _generator_weights(stopped)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
