@@ -20,7 +20,6 @@ scripts/figures/ keeps the README's pictures.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
