@@ -311,14 +311,14 @@ class _Run:
         pending = []
         for batch in batches:
             pending.append(self.gan.train_step(batch))
-            self.step.assign_add(1)
             if bar:
                 bar.update(skip + len(pending))
             if signals.received:
                 break
         if bar:
             bar.close()
-        first = int(self.step.numpy()) - len(pending) + 1
+        first = int(self.step.numpy()) + 1
+        self.step.assign_add(len(pending))  # once per epoch, not a TF op on every step
         return [{"step": first + i, "epoch": epoch,
                  **{k: float(v) for k, v in metrics.items()}}
                 for i, metrics in enumerate(pending)]
