@@ -13,8 +13,9 @@ the image) and once at the output, as a projection term (Miyato & Koyama,
 discriminator judge "is this a real *7*?" rather than only "is this real?",
 which is what makes the generator draw the asked-for digit.
 
-Only built-in Keras layers are used, so a saved ``generator.keras`` loads
-without custom objects.
+The generator uses only built-in Keras layers, so a saved ``generator.keras``
+loads without custom objects. The DCGAN discriminator has one layer of its own,
+:class:`LabelPlaneConv2D`; it is registered with Keras's serialization.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 from .config import ARCHS
 
@@ -101,12 +102,55 @@ def _dcgan_generator_body(x, cfg: ModelConfig):
     x = _batch_norm("bn0")(x)
     x = layers.ReLU(name="relu0")(x)
     x = layers.Reshape((7, 7, wide), name="map7")(x)
-    x = layers.Conv2DTranspose(cfg.g_width, 4, strides=2, padding="same", use_bias=False,
-                               name="up14")(x)
+    x = PixelShuffleConv2DTranspose(cfg.g_width, use_bias=False, name="up14")(x)
     x = _batch_norm("bn1")(x)
     x = layers.ReLU(name="relu1")(x)
-    x = layers.Conv2DTranspose(1, 4, strides=2, padding="same", name="up28")(x)
+    x = PixelShuffleConv2DTranspose(1, name="up28")(x)
     return layers.Activation("tanh", dtype="float32", name="image")(x)
+
+
+@keras.saving.register_keras_serializable(package="cgan_mnist")
+class PixelShuffleConv2DTranspose(layers.Conv2DTranspose):
+    """``Conv2DTranspose(filters, 4, strides=2, padding="same")``: same weights,
+    same result, computed as one stride-1 convolution and a pixel shuffle.
+
+    Each output pixel ``(2m + a, 2n + b)`` sees a 2x2 window of the input, with
+    kernel taps fixed by its phase ``(a, b)``: ``(3, 1)`` for an even row or
+    column and ``(2, 0)`` for an odd one. One 2x2 convolution of the input
+    padded by one pixel computes all four phases (``4 * filters`` channels);
+    each phase is then cropped and the phases interleaved. XLA lowers the
+    plain transposed convolution to a convolution over a zero-stuffed input,
+    four times the multiply-adds; this form does 1.3x.
+    """
+
+    TAPS = ((3, 1), (2, 0))  # kernel row/column used by window row/column 0 and 1, per phase
+
+    def __init__(self, filters: int, **kwargs):
+        for fixed in ("kernel_size", "strides", "padding"):
+            kwargs.pop(fixed, None)
+        super().__init__(filters, 4, strides=2, padding="same", **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        for fixed in ("kernel_size", "strides", "padding"):
+            config.pop(fixed)
+        return config
+
+    def call(self, inputs):
+        kernel = ops.transpose(self.kernel, (0, 1, 3, 2))  # (4, 4, in, out), conv layout
+        phases = [ops.take(ops.take(kernel, self.TAPS[a], axis=0), self.TAPS[b], axis=1)
+                  for a in (0, 1) for b in (0, 1)]
+        padded = ops.pad(inputs, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        windows = ops.conv(padded, ops.concatenate(phases, axis=-1), padding="valid")
+        height, width = inputs.shape[1], inputs.shape[2]
+        f = self.filters
+        crops = [windows[:, a:a + height, b:b + width, (2 * a + b) * f:(2 * a + b + 1) * f]
+                 for a in (0, 1) for b in (0, 1)]
+        x = ops.reshape(ops.stack(crops, axis=3), (-1, height, width, 2, 2, f))
+        x = ops.reshape(ops.transpose(x, (0, 1, 3, 2, 4, 5)), (-1, 2 * height, 2 * width, f))
+        if self.use_bias:
+            x = x + self.bias
+        return self.activation(x) if self.activation is not None else x
 
 
 # --- discriminator bodies (image + label -> feature vector) -----------------
@@ -123,15 +167,64 @@ def _mlp_discriminator_features(image, label, cfg: ModelConfig):
 
 
 def _dcgan_discriminator_features(image, label, cfg: ModelConfig):
-    # One-hot label broadcast to constant 28x28 planes, one per class.
-    planes = layers.RepeatVector(28 * 28, name="label_repeat")(label)
-    planes = layers.Reshape((28, 28, cfg.num_classes), name="label_planes")(planes)
-    x = layers.Concatenate(name="image_and_label")([image, planes])
-    x = layers.Conv2D(cfg.d_width, 4, strides=2, padding="same", name="down14")(x)
+    x = LabelPlaneConv2D(cfg.d_width, 4, strides=2, name="down14")([image, label])
     x = layers.LeakyReLU(0.2, name="lrelu1")(x)
     x = layers.Conv2D(cfg.d_width * 2, 4, strides=2, padding="same", name="down7")(x)
     x = layers.LeakyReLU(0.2, name="lrelu2")(x)
     return layers.Flatten(name="features")(x)
+
+
+@keras.saving.register_keras_serializable(package="cgan_mnist")
+class LabelPlaneConv2D(layers.Layer):
+    """A "same"-padded Conv2D over the image with the one-hot label appended as
+    constant planes, one per class -- computed without building the planes.
+
+    The label's share of the convolution is linear in the label:
+    ``conv(planes(y)) = sum_c y_c * conv(planes(e_c))``. So the layer convolves
+    the ``num_classes`` unit planes once per call (a ``(classes, h, w, filters)``
+    table, independent of the batch) and gives each image its row mix by a
+    matmul. The result and the weights (kernel ``(k, k, channels + classes,
+    filters)``, bias) are those of the plain layer; only the cost differs:
+    ``classes * h * w * filters`` multiply-adds per image instead of
+    ``k * k * classes * h * w * filters`` (16x less with a 4x4 kernel).
+    """
+
+    def __init__(self, filters: int, kernel_size: int, strides: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.kernel_size, self.strides = filters, kernel_size, strides
+
+    def build(self, input_shape):
+        image_shape, label_shape = input_shape
+        self.image_channels, self.num_classes = image_shape[-1], label_shape[-1]
+        self.plane_shape = tuple(image_shape[1:3])
+        self.kernel = self.add_weight(
+            name="kernel", initializer="glorot_uniform",
+            shape=(self.kernel_size, self.kernel_size,
+                   self.image_channels + self.num_classes, self.filters))
+        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+
+    def call(self, inputs):
+        image, label = inputs
+        image_kernel = self.kernel[:, :, :self.image_channels, :]
+        label_kernel = self.kernel[:, :, self.image_channels:, :]
+        from_image = ops.conv(image, image_kernel, strides=self.strides, padding="same")
+        unit_planes = ops.broadcast_to(  # plane set c is all ones in channel c
+            ops.reshape(ops.eye(self.num_classes, dtype=self.compute_dtype),
+                        (self.num_classes, 1, 1, self.num_classes)),
+            (self.num_classes, *self.plane_shape, self.num_classes))
+        per_class = ops.conv(unit_planes, label_kernel, strides=self.strides, padding="same")
+        table = ops.reshape(per_class, (self.num_classes, -1))
+        from_label = ops.reshape(ops.matmul(label, table), ops.shape(from_image))
+        return from_image + from_label + self.bias
+
+    def compute_output_shape(self, input_shape):
+        (batch, height, width, _), _ = input_shape
+        size = lambda n: None if n is None else -(-n // self.strides)  # noqa: E731
+        return (batch, size(height), size(width), self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": self.kernel_size, "strides": self.strides}
 
 
 def _projection_head(features, label):
@@ -153,7 +246,11 @@ def forward_flops(model: keras.Model) -> int:
     """
     total = 0
     for layer in model.layers:
-        if isinstance(layer, layers.Conv2DTranspose):  # before Conv2D: it subclasses it
+        if isinstance(layer, LabelPlaneConv2D):
+            h, w, c_out = layer.output.shape[1:]
+            per_pixel = layer.kernel_size**2 * layer.image_channels + layer.num_classes
+            total += 2 * h * w * c_out * per_pixel  # the per-class table is per batch: not counted
+        elif isinstance(layer, layers.Conv2DTranspose):  # before Conv2D: it subclasses it
             h, w, c_in = layer.input.shape[1:]
             k_h, k_w = layer.kernel_size
             total += 2 * h * w * c_in * k_h * k_w * layer.filters

@@ -55,8 +55,10 @@ def measure_peak(seconds: float) -> dict:
             "conv": rate(conv, 2 * 64 * 56 * 56 * 64 * 9 * 64)}
 
 
-def measure_config(arch: str, batch_size: int, xla: bool, mixed: bool, steps: int) -> dict:
-    """One configuration, in this process: pipeline rate, training rate, memory."""
+def measure_config(arch: str, batch_size: int, xla: bool, mixed: bool, steps: int,
+                   widths: list | None = None) -> dict:
+    """One configuration, in this process: pipeline rate, training rate, memory.
+    ``widths`` is (g_width, d_width); None: the architecture's defaults."""
     import resource
 
     from cgan_mnist import data
@@ -66,7 +68,10 @@ def measure_config(arch: str, batch_size: int, xla: bool, mixed: bool, steps: in
     from cgan_mnist.models import ModelConfig, build_models, training_flops_per_image
     from cgan_mnist.training import seed_everything
 
-    cfg = validate_train_options({"arch": arch, "batch_size": batch_size, "seed": 0})
+    options = {"arch": arch, "batch_size": batch_size, "seed": 0}
+    if widths:
+        options.update(g_width=widths[0], d_width=widths[1])
+    cfg = validate_train_options(options)
     seed_everything(0)
     dataset = data.load("mnist", None)
     feeder = data.EpochFeeder(dataset.train, 10, batch_size, seed=0)
@@ -96,8 +101,9 @@ def measure_config(arch: str, batch_size: int, xla: bool, mixed: bool, steps: in
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def run_config(arch: str, batch_size: int, xla: bool, mixed: bool, steps: int) -> dict:
-    spec = json.dumps([arch, batch_size, xla, mixed, steps])
+def run_config(arch: str, batch_size: int, xla: bool, mixed: bool, steps: int,
+               widths: list | None = None) -> dict:
+    spec = json.dumps([arch, batch_size, xla, mixed, steps, widths])
     result = subprocess.run([sys.executable, __file__, "--one", spec], capture_output=True,
                             text=True, check=False)
     if result.returncode != 0:

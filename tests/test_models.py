@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cgan_mnist.models import (ModelConfig, build_models, forward_flops,
+from cgan_mnist.models import (LabelPlaneConv2D, ModelConfig, PixelShuffleConv2DTranspose, build_models, forward_flops,
                                training_flops_per_image)
 
 
@@ -65,8 +65,61 @@ def test_flops_of_dcgan_match_a_hand_count():
     generator, discriminator = build_models(cfg)
     g = 2 * (110 * 7 * 7 * 64 + 7 * 7 * 64 * 16 * 32 + 14 * 14 * 32 * 16 * 1)
     features = 7 * 7 * 64
-    d = 2 * (14 * 14 * 32 * 16 * 11 + 7 * 7 * 64 * 16 * 32
+    d = 2 * (14 * 14 * 32 * (16 * 1 + 10) + 7 * 7 * 64 * 16 * 32
              + features + 10 * features + features)
     assert forward_flops(generator) == g
     assert forward_flops(discriminator) == d
     assert training_flops_per_image(generator, discriminator) == 4 * g + 9 * d
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_label_plane_conv_equals_a_conv_over_concatenated_label_planes(soft):
+    import keras
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((6, 28, 28, 1)).astype(np.float32)
+    labels = (rng.dirichlet(np.ones(10), 6) if soft
+              else np.eye(10)[rng.integers(0, 10, 6)]).astype(np.float32)
+    layer = LabelPlaneConv2D(8, 4, strides=2)
+    got = np.asarray(layer([images, labels]))
+    layer.bias.assign(rng.standard_normal(8).astype(np.float32))
+
+    planes = np.broadcast_to(labels[:, None, None, :], (6, 28, 28, 10))
+    plain = keras.layers.Conv2D(8, 4, strides=2, padding="same")
+    plain.build((None, 28, 28, 11))
+    plain.set_weights(layer.get_weights())
+    with tf.GradientTape(persistent=True) as tape:
+        x = tf.constant(images)
+        tape.watch(x)
+        got = layer([x, labels])
+        want = plain(tf.concat([x, planes], axis=-1))
+    assert got.shape == want.shape == (6, 14, 14, 8)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    for a, b in [(tape.gradient(got, x), tape.gradient(want, x)),
+                 (tape.gradient(got, layer.kernel), tape.gradient(want, plain.kernel))]:
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("filters, use_bias", [(8, False), (1, True)])
+def test_pixel_shuffle_transposed_conv_equals_keras_conv2d_transpose(filters, use_bias):
+    import keras
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.standard_normal((3, 7, 7, 5)).astype(np.float32))
+    ours = PixelShuffleConv2DTranspose(filters, use_bias=use_bias)
+    plain = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=use_bias)
+    ours.build(x.shape)
+    plain.build(x.shape)
+    weights = [rng.standard_normal(w.shape).astype(np.float32) for w in plain.get_weights()]
+    ours.set_weights(weights)
+    plain.set_weights(weights)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        got, want = ours(x), plain(x)
+    assert got.shape == want.shape == (3, 14, 14, filters)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    np.testing.assert_allclose(tape.gradient(got, x), tape.gradient(want, x), atol=1e-4)
+    np.testing.assert_allclose(tape.gradient(got, ours.kernel), tape.gradient(want, plain.kernel),
+                               rtol=1e-4, atol=1e-4)
