@@ -26,7 +26,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-BEGIN, END = "<!-- bench_quality:begin -->", "<!-- bench_quality:end -->"
+# Each architecture has its own section, so one can be re-measured alone.
+MARKERS = "<!-- bench_quality:{arch}:begin -->", "<!-- bench_quality:{arch}:end -->"
 QUICK = {"epochs": 2, "at": "1,2", "limit": 2048, "n_per_class": 100}
 COLUMNS = (  # (key in an evaluation column, heading, format)
     ("conditional_accuracy", "cond. acc.", lambda v: f"{100 * v:.2f}%"),
@@ -134,7 +135,7 @@ def section(rows: list[dict], args, evaluator, device: str, seconds: float) -> s
     real, ref = first["real"], first["reference"]
     command = "python scripts/bench_quality.py " + " ".join(sys.argv[1:])
     return "\n".join([
-        "## Sample quality over training",
+        f"## Sample quality over training: {rows[0]['arch']}",
         "",
         f"Made by `{command.strip()}` on {time.strftime('%Y-%m-%d')}, {device}, "
         f"{os.cpu_count()} CPU cores ({platform.machine()}), in {_clock(seconds)}. Default options"
@@ -154,12 +155,14 @@ def section(rows: list[dict], args, evaluator, device: str, seconds: float) -> s
     ])
 
 
-def replace_section(text: str, body: str) -> str:
-    """Put ``body`` between this script's markers, keeping everything else in ``text``."""
-    block = f"{BEGIN}\n{body}\n{END}"
-    if BEGIN in text and END in text:
-        before, rest = text.split(BEGIN, 1)
-        return before + block + rest.split(END, 1)[1]
+def replace_section(text: str, body: str, arch: str) -> str:
+    """Put ``body`` between this script's markers for ``arch``, keeping everything
+    else in ``text``."""
+    begin, end = (marker.format(arch=arch) for marker in MARKERS)
+    block = f"{begin}\n{body}\n{end}"
+    if begin in text and end in text:
+        before, rest = text.split(begin, 1)
+        return before + block + rest.split(end, 1)[1]
     return (text.rstrip("\n") + "\n\n" if text.strip() else "") + block + "\n"
 
 
@@ -169,16 +172,17 @@ def main(argv=None) -> None:
     from cgan_mnist.cli import _start_tensorflow
 
     device = _start_tensorflow()
-    started = time.perf_counter()
     dataset = data.load("mnist", args.data_dir)
     evaluator = evaluation.load_or_train(dataset)
-    rows = [row for arch in args.arch or ["mlp", "dcgan"]
-            for row in bench_arch(arch, args, dataset, evaluator)]
-    body = section(rows, args, evaluator, device, time.perf_counter() - started)
     out = Path(args.out)
-    outputs.write_text(out, replace_section(out.read_text() if out.exists() else "", body))
-    print(body)
-    print(f"\nwrote {out}")
+    for arch in args.arch or ["mlp", "dcgan"]:
+        arch_started = time.perf_counter()
+        rows = bench_arch(arch, args, dataset, evaluator)
+        body = section(rows, args, evaluator, device, time.perf_counter() - arch_started)
+        text = out.read_text() if out.exists() else ""
+        outputs.write_text(out, replace_section(text, body, arch))
+        print(body)
+        print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":
