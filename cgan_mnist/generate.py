@@ -107,8 +107,10 @@ def load_generator(path: Path):
                         "or point --outdir/--model at one")
     import keras
 
-    try:
-        generator = keras.models.load_model(path, compile=False)
+    from .models import CUSTOM_LAYERS
+
+    try:  # generator.keras holds built-in layers only; other files may hold ours
+        generator = keras.models.load_model(path, compile=False, custom_objects=CUSTOM_LAYERS)
     except Exception as err:  # noqa: BLE001 - any failure here means an unusable file
         reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
         raise UserError(f"cannot load {path} ({reason}); it is corrupt or not a Keras model: "

@@ -13,13 +13,16 @@ the image) and once at the output, as a projection term (Miyato & Koyama,
 discriminator judge "is this a real *7*?" rather than only "is this real?",
 which is what makes the generator draw the asked-for digit.
 
-The generator uses only built-in Keras layers, so a saved ``generator.keras``
-loads without custom objects. The DCGAN discriminator has one layer of its own,
-:class:`LabelPlaneConv2D`; it is registered with Keras's serialization.
+Two layers of this module compute a built-in layer's function more cheaply,
+with the same weights: :class:`PixelShuffleConv2DTranspose` (G) and
+:class:`LabelPlaneConv2D` (D). The generator saved as ``generator.keras`` is
+rebuilt from built-in layers (:func:`portable_generator`), so it loads with
+plain ``keras.models.load_model`` and no custom objects.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import keras
@@ -44,12 +47,16 @@ class ModelConfig:
         return asdict(self)
 
 
-def build_generator(cfg: ModelConfig) -> keras.Model:
+def build_generator(cfg: ModelConfig, portable: bool = False) -> keras.Model:
+    """``portable``: built-in Keras layers only (slower under XLA, same function)."""
     noise = keras.Input((cfg.latent_dim,), name="noise")
     label = keras.Input((cfg.num_classes,), name="label")
     x = layers.Concatenate(name="noise_and_label")([noise, label])
-    body = _mlp_generator_body if cfg.arch == "mlp" else _dcgan_generator_body
-    image = body(x, cfg)
+    if cfg.arch == "mlp":
+        image = _mlp_generator_body(x, cfg)
+    else:
+        image = _dcgan_generator_body(x, cfg, Conv2DTranspose4x4 if portable
+                                      else PixelShuffleConv2DTranspose)
     return keras.Model([noise, label], image, name=f"{cfg.arch}_generator")
 
 
@@ -68,10 +75,26 @@ def build_models(cfg: ModelConfig, dtype_policy: str | None = None
     layers except the output heads, which stay float32 for a stable loss."""
     if cfg.arch not in ARCHS:
         raise ValueError(f"unknown architecture {cfg.arch!r}; expected one of {ARCHS}")
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(dtype_policy or "float32")
-    try:
+    with _dtype_policy(dtype_policy):
         return build_generator(cfg), build_discriminator(cfg)
+
+
+def portable_generator(generator: keras.Model, cfg: ModelConfig,
+                       dtype_policy: str | None = None) -> keras.Model:
+    """``generator`` rebuilt from built-in Keras layers, with its weights: the
+    model to save, so that it loads anywhere without this package."""
+    with _dtype_policy(dtype_policy):
+        portable = build_generator(cfg, portable=True)
+    portable.set_weights(generator.get_weights())
+    return portable
+
+
+@contextmanager
+def _dtype_policy(name: str | None):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name or "float32")
+    try:
+        yield
     finally:
         keras.config.set_dtype_policy(previous)
 
@@ -96,16 +119,21 @@ def _mlp_generator_body(x, cfg: ModelConfig):
     return layers.Reshape(IMAGE_SHAPE, name="image")(x)
 
 
-def _dcgan_generator_body(x, cfg: ModelConfig):
+def Conv2DTranspose4x4(filters: int, **kwargs):  # noqa: N802 (a layer factory)
+    """The built-in layer that PixelShuffleConv2DTranspose computes."""
+    return layers.Conv2DTranspose(filters, 4, strides=2, padding="same", **kwargs)
+
+
+def _dcgan_generator_body(x, cfg: ModelConfig, upsample):
     wide = cfg.g_width * 2
     x = layers.Dense(7 * 7 * wide, use_bias=False, name="project")(x)
     x = _batch_norm("bn0")(x)
     x = layers.ReLU(name="relu0")(x)
     x = layers.Reshape((7, 7, wide), name="map7")(x)
-    x = PixelShuffleConv2DTranspose(cfg.g_width, use_bias=False, name="up14")(x)
+    x = upsample(cfg.g_width, use_bias=False, name="up14")(x)
     x = _batch_norm("bn1")(x)
     x = layers.ReLU(name="relu1")(x)
-    x = PixelShuffleConv2DTranspose(1, name="up28")(x)
+    x = upsample(1, name="up28")(x)
     return layers.Activation("tanh", dtype="float32", name="image")(x)
 
 
@@ -233,6 +261,9 @@ def _projection_head(features, label):
     embedded = layers.Dense(features.shape[-1], use_bias=False, name="label_embedding")(label)
     projection = layers.Dot(axes=1, name="label_projection")([embedded, features])
     return layers.Add(dtype="float32", name="logit")([unconditional, projection])
+
+
+CUSTOM_LAYERS = {cls.__name__: cls for cls in (PixelShuffleConv2DTranspose, LabelPlaneConv2D)}
 
 
 # --- cost accounting ----------------------------------------------------------

@@ -214,7 +214,7 @@ class _Run:
         seed_everything(cfg.seed)
         self.model_cfg = ModelConfig(cfg.arch, cfg.latent_dim, dataset.num_classes,
                                      cfg.g_width, cfg.d_width)
-        policy = mixed_precision_policy(cfg.mixed_precision)
+        self.dtype_policy = policy = mixed_precision_policy(cfg.mixed_precision)
         # XLA cannot compile the optimizers' cross-replica merge: one replica only.
         jit = cfg.xla and strategy.num_replicas_in_sync == 1
         with strategy.scope():
@@ -387,8 +387,11 @@ class _Run:
                              self.board_rows)
             written.append(outputs.plot_losses(self.paths.losses_plot, self.history))
         if checkpoint:
+            from .models import portable_generator
+
+            generator = portable_generator(self.gan.generator, self.model_cfg, self.dtype_policy)
             with outputs.atomic_path(self.paths.generator, suffix=".keras") as tmp:
-                self.gan.generator.save(tmp)
+                generator.save(tmp)
             written += [saved, self.paths.generator]
         console.detail(self.log, f"  step {int(self.step.numpy())}: wrote " + ", ".join(
             os.path.relpath(p, self.paths.root) for p in written))

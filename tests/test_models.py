@@ -123,3 +123,25 @@ def test_pixel_shuffle_transposed_conv_equals_keras_conv2d_transpose(filters, us
     np.testing.assert_allclose(tape.gradient(got, x), tape.gradient(want, x), atol=1e-4)
     np.testing.assert_allclose(tape.gradient(got, ours.kernel), tape.gradient(want, plain.kernel),
                                rtol=1e-4, atol=1e-4)
+
+
+def test_portable_generator_is_built_in_layers_with_the_same_function(tmp_path):
+    from cgan_mnist.models import portable_generator
+
+    cfg = ModelConfig("dcgan", latent_dim=16, num_classes=10, g_width=8, d_width=8)
+    generator, _ = build_models(cfg)
+    portable = portable_generator(generator, cfg)
+    assert all(type(layer).__module__.startswith("keras.") for layer in portable.layers)
+    noise, labels = _inputs(cfg)
+    np.testing.assert_allclose(portable([noise, labels], training=False),
+                               generator([noise, labels], training=False), atol=1e-5)
+    # It loads with plain Keras in a process that never imported this package.
+    portable.save(tmp_path / "g.keras")
+    code = ("import keras, sys; m = keras.models.load_model(sys.argv[1]); "
+            "assert 'cgan_mnist' not in sys.modules; print(m.output.shape)")
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "g.keras")],
+                         capture_output=True, text=True, check=True).stdout
+    assert "28, 28, 1" in out
