@@ -108,7 +108,6 @@ def _batch_norm(name: str):
     return layers.BatchNormalization(synchronized=True, name=name)
 
 
-
 def _mlp_generator_body(x, cfg: ModelConfig):
     for i, units in enumerate((cfg.g_width, cfg.g_width * 2, cfg.g_width * 4)):
         x = layers.Dense(units, use_bias=False, name=f"dense{i + 1}")(x)
@@ -154,8 +153,6 @@ class PixelShuffleConv2DTranspose(layers.Conv2DTranspose):
     TAPS = ((3, 1), (2, 0))  # kernel row/column used by window row/column 0 and 1, per phase
 
     def __init__(self, filters: int, **kwargs):
-        for fixed in ("kernel_size", "strides", "padding"):
-            kwargs.pop(fixed, None)
         super().__init__(filters, 4, strides=2, padding="same", **kwargs)
 
     def get_config(self):
@@ -178,7 +175,7 @@ class PixelShuffleConv2DTranspose(layers.Conv2DTranspose):
         x = ops.reshape(ops.transpose(x, (0, 1, 3, 2, 4, 5)), (-1, 2 * height, 2 * width, f))
         if self.use_bias:
             x = x + self.bias
-        return self.activation(x) if self.activation is not None else x
+        return self.activation(x)
 
 
 # --- discriminator bodies (image + label -> feature vector) -----------------
