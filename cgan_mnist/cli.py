@@ -99,6 +99,10 @@ def train_parser() -> argparse.ArgumentParser:
     add("--d-width", type=_int,
         help="discriminator width (dcgan: channels of the first conv, default 32; mlp: 256)")
     add("--lr", type=_number, help=f"Adam learning rate of both networks (default {d.lr})")
+    add("--d-lr", type=_number, help="the discriminator's own learning rate (default: --lr)")
+    add("--ema", type=_number,
+        help="sample and save a moving average of the generator's weights with this decay "
+             f"per step, e.g. 0.999; 0: the live weights (default {d.ema})")
     add("--beta1", type=_number, help=f"Adam beta_1 (default {d.beta1})")
     add("--seed", type=_int, help="random seed (default: random, recorded in config.json)")
     add("--outdir", help="folder for all outputs (default: the current folder)")
@@ -112,7 +116,8 @@ def train_parser() -> argparse.ArgumentParser:
         help=f"write a checkpoint every K epochs (default {d.checkpoint_interval})")
     add("--eval-interval", type=_int,
         help="measure sample quality every K epochs into quality.csv and plots/quality.png "
-             "(a quick cgan-eval: 100 samples per digit, no Parzen estimate; default: off)")
+             "(a quick cgan-eval: 100 samples per digit, no Parzen estimate; default: off; "
+             "0 switches them off when resuming a run that had them)")
     add("--no-xla", dest="xla", action="store_false", default=None,
         help="do not compile the training step with XLA")
     add("--mixed-precision", action="store_true", default=None,
@@ -342,9 +347,11 @@ def _train(argv) -> int:
     device = _start_tensorflow()
     from .training import Interrupted, train
 
+    rates = f"lr {cfg.lr}" + (f" (D {cfg.d_lr})" if cfg.d_lr else "")
     log(f"cgan-train: {cfg.arch} on {cfg.dataset}"
         f"{f' (first {cfg.limit} images)' if cfg.limit else ''}, {cfg.epochs} epochs, "
-        f"batch {cfg.batch_size}, lr {cfg.lr}, seed {cfg.seed}, outdir {cfg.outdir}, on {device}")
+        f"batch {cfg.batch_size}, {rates}{f', G average {cfg.ema}' if cfg.ema else ''}, "
+        f"seed {cfg.seed}, outdir {cfg.outdir}, on {device}")
     if cfg.tensorboard:
         log(f"cgan-train: TensorBoard logs in {Path(cfg.outdir) / 'logs'} "
             f"(tensorboard --logdir {Path(cfg.outdir) / 'logs'})")

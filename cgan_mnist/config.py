@@ -19,7 +19,9 @@ DEFAULT_WIDTHS = {"dcgan": (32, 32), "mlp": (256, 256)}
 # Options that define the networks and the data stream: a resumed run must use
 # the same values, or its checkpoint would not fit / would not continue exactly.
 FIXED_ON_RESUME = ("dataset", "arch", "latent_dim", "g_width", "d_width", "batch_size",
-                   "limit", "seed", "lr", "beta1", "mixed_precision")
+                   "limit", "seed", "lr", "d_lr", "beta1", "ema", "mixed_precision")
+# What a run's config.json meant by an option it lacks (it predates the option).
+BEFORE_OPTION = {"d_lr": None, "ema": 0.0}
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,9 @@ class TrainConfig:
     g_width: int | None = None   # None: the architecture's default
     d_width: int | None = None
     lr: float = 2e-4
+    d_lr: float | None = None    # None: the same as lr
     beta1: float = 0.5
+    ema: float = 0.0             # per-step decay of the generator's moving average; 0: none
     seed: int | None = None      # None: drawn at random, then recorded
     outdir: str = "."
     data_dir: str | None = None
@@ -85,15 +89,22 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
         if stored is None:
             raise UsageError("--resume: no run to resume in the output folder "
                              "(no config.json); start a new run without --resume")
+        stored = {**BEFORE_OPTION, **stored}
         _refuse_changes(given, stored)
         base = {k: stored[k] for k in OPTION_NAMES if k in stored}
         given = {**base, "resume": True, "overwrite": False, **given}
 
     for name, low in (("epochs", 1), ("batch_size", 1), ("latent_dim", 1), ("g_width", 1),
                       ("d_width", 1), ("limit", 1), ("sample_interval", 1),
-                      ("checkpoint_interval", 1), ("eval_interval", 1), ("seed", 0)):
+                      ("checkpoint_interval", 1), ("eval_interval", 0), ("seed", 0)):
         _check_range(given, name, low)
+    if given.get("eval_interval") == 0:  # 0 switches the checks off, e.g. on --resume
+        given["eval_interval"] = None
     _check_range(given, "lr", positive=True)
+    _check_range(given, "d_lr", positive=True)
+    _check_range(given, "ema", 0.0)
+    if given.get("ema", 0.0) >= 1.0:
+        raise UsageError(f"--ema must be below 1 (a decay per step, e.g. 0.999), got {given['ema']}")
     _check_range(given, "beta1", 0.0, 0.999999)
     _check_range(given, "seed", high=2**31 - 1)
     if given.get("arch", "dcgan") not in ARCHS:

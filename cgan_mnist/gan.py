@@ -8,6 +8,12 @@ the non-saturating generator loss of Goodfellow et al. (2014):
 3. update G, with the second noise draw, so that D calls its fakes real;
 4. return the losses and D's mean probabilities for real and fake.
 
+With ``ema`` > 0, a second copy of G (``generator_ema``) follows G's weights as
+an exponential moving average after every step (Yazici et al., 2019; the
+``G_ema`` of StyleGAN). Training never reads it; samples and saved generators
+come from it (``sampler``), since the average smooths out the oscillation
+that GAN training leaves in the live weights.
+
 The noise comes with the batch (``with_noise``): it is a pure function of
 (seed, epoch, batch index), so a run repeats exactly, a resumed run continues
 exactly, and N replicas of a ``tf.distribute`` strategy see the same noise as
@@ -46,18 +52,23 @@ class CGAN:
     """
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, *,
-                 lr: float = 2e-4, beta1: float = 0.5, global_batch_size: int | None = None,
+                 lr: float = 2e-4, d_lr: float | None = None, beta1: float = 0.5,
+                 ema: float = 0.0, global_batch_size: int | None = None,
                  jit_compile: bool = False, loss_scaling: bool = False,
                  strategy: tf.distribute.Strategy | None = None):
+        """``lr`` is G's learning rate, and D's unless ``d_lr`` is given; ``ema`` is
+        the per-step decay of the generator's moving average (0: none)."""
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = int(generator.inputs[0].shape[-1])
         self.num_classes = int(generator.inputs[1].shape[-1])
         self.strategy = strategy or tf.distribute.get_strategy()
         self.global_batch_size = global_batch_size
+        self.ema = float(ema)
         with self.strategy.scope():
+            self.generator_ema = _copy(generator) if self.ema else None
             self.g_optimizer = _adam(lr, beta1, "g_adam", loss_scaling)
-            self.d_optimizer = _adam(lr, beta1, "d_adam", loss_scaling)
+            self.d_optimizer = _adam(d_lr or lr, beta1, "d_adam", loss_scaling)
             # Build the optimizers now so that their moments exist before a
             # checkpoint restore (otherwise a restore silently drops them).
             self.g_optimizer.build(generator.trainable_variables)
@@ -68,8 +79,22 @@ class CGAN:
 
     def _distributed_step(self, batch):
         per_replica = self.strategy.run(self._replica_step, args=batch)
+        if self.generator_ema is not None:
+            self._update_average()
         return {name: self.strategy.reduce("SUM", value, axis=None)
                 for name, value in per_replica.items()}
+
+    def _update_average(self):
+        """generator_ema <- decay * generator_ema + (1 - decay) * generator, in
+        cross-replica context (every replica's G is the same after the step).
+
+        The decay ramps up as ``(1 + t) / (10 + t)`` over the first steps ``t``
+        (as tf.train.ExponentialMovingAverage does), so early samples are not
+        dominated by the random initial weights."""
+        t = tf.cast(self.g_optimizer.iterations, tf.float32)
+        decay = tf.minimum(self.ema, (1.0 + t) / (10.0 + t))
+        for average, value in zip(self.generator_ema.weights, self.generator.weights):
+            average.assign(decay * average + (1.0 - decay) * value)
 
     def _mean(self, per_example):
         """This replica's share of the global-batch mean (the replicas' shares sum to it)."""
@@ -99,9 +124,14 @@ class CGAN:
             "d_fake": self._mean(tf.sigmoid(fake_logits)[:, 0]),
         }
 
+    @property
+    def sampler(self) -> keras.Model:
+        """The generator to draw samples from and to save: the average, if kept."""
+        return self.generator if self.generator_ema is None else self.generator_ema
+
     def generate(self, noise, labels) -> tf.Tensor:
         """Images in [-1, 1] for the given noise and one-hot labels (inference mode)."""
-        return tf.cast(self.generator([noise, labels], training=False), tf.float32)
+        return tf.cast(self.sampler([noise, labels], training=False), tf.float32)
 
     def learning_rates(self) -> dict:
         """The optimizers' current learning rates, as Python floats (for logging)."""
@@ -120,7 +150,15 @@ class CGAN:
             # resumed run would draw different dropout masks.
             "seed_states": [v for model in (self.generator, self.discriminator)
                             for v in model.variables if "seed_generator_state" in v.path],
+            **({"generator_ema": self.generator_ema} if self.generator_ema is not None else {}),
         }
+
+
+def _copy(model: keras.Model) -> keras.Model:
+    """Same layers (dtype policies included), same weights, separate variables."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _adam(lr: float, beta1: float, name: str, loss_scaling: bool):

@@ -219,7 +219,8 @@ class _Run:
         jit = cfg.xla and strategy.num_replicas_in_sync == 1
         with strategy.scope():
             generator, discriminator = build_models(self.model_cfg, policy)
-            self.gan = CGAN(generator, discriminator, lr=cfg.lr, beta1=cfg.beta1,
+            self.gan = CGAN(generator, discriminator, lr=cfg.lr, d_lr=cfg.d_lr,
+                            beta1=cfg.beta1, ema=cfg.ema,
                             global_batch_size=cfg.batch_size, jit_compile=jit,
                             loss_scaling=policy == "mixed_float16", strategy=strategy)
             self.step = tf.Variable(0, dtype=tf.int64, name="step")
@@ -369,7 +370,7 @@ class _Run:
         final = epoch == self.cfg.epochs
         if self.quality and (epoch % self.cfg.eval_interval == 0 or final):
             # Before the checkpoint: a crash in between loses no row that resume keeps.
-            self.quality.record(epoch, int(self.step.numpy()), self.gan.generator)
+            self.quality.record(epoch, int(self.step.numpy()), self.gan.sampler)
         self._save(epoch, samples=epoch % self.cfg.sample_interval == 0 or final,
                    checkpoint=epoch % self.cfg.checkpoint_interval == 0 or final)
 
@@ -389,7 +390,7 @@ class _Run:
         if checkpoint:
             from .models import portable_generator
 
-            generator = portable_generator(self.gan.generator, self.model_cfg, self.dtype_policy)
+            generator = portable_generator(self.gan.sampler, self.model_cfg, self.dtype_policy)
             with outputs.atomic_path(self.paths.generator, suffix=".keras") as tmp:
                 generator.save(tmp)
             written += [saved, self.paths.generator]

@@ -19,10 +19,13 @@ def test_defaults_are_resolved_and_seed_recorded():
     ({"lr": 0.0}, "--lr"),
     ({"lr": -1e-3}, "--lr"),
     ({"beta1": 1.0}, "--beta1"),
+    ({"d_lr": 0.0}, "--d-lr"),
+    ({"ema": 1.0}, "--ema"),
+    ({"ema": -0.5}, "--ema"),
     ({"seed": -5}, "--seed"),
     ({"sample_interval": 0}, "--sample-interval"),
     ({"checkpoint_interval": 0}, "--checkpoint-interval"),
-    ({"eval_interval": 0}, "--eval-interval"),
+    ({"eval_interval": -1}, "--eval-interval"),
     ({"arch": "resnet"}, "--arch"),
     ({"dataset": "cifar10"}, "--dataset"),
     ({"limit": 10, "batch_size": 64}, "--limit"),
@@ -43,3 +46,23 @@ def test_resume_takes_stored_options_and_refuses_changes():
         validate_train_options({"resume": True, "latent_dim": 100}, stored)
     with pytest.raises(UsageError, match="no run to resume"):
         validate_train_options({"resume": True}, None)
+
+
+def test_resuming_a_run_from_before_an_option_keeps_its_old_meaning():
+    """A config.json without ``ema``/``d_lr`` was trained without an average and
+    with one learning rate: resuming keeps that, and refuses to switch it on."""
+    stored = TrainConfig(arch="dcgan", seed=4, epochs=5).to_dict()
+    del stored["ema"], stored["d_lr"]
+    cfg = validate_train_options({"resume": True, "epochs": 10}, stored)
+    assert cfg.ema == 0.0 and cfg.d_lr is None
+    with pytest.raises(UsageError, match="--ema 0.999 differs"):
+        validate_train_options({"resume": True, "ema": 0.999}, stored)
+    averaged = {**TrainConfig(seed=4, ema=0.999).to_dict()}
+    assert validate_train_options({"resume": True}, averaged).ema == 0.999
+
+
+def test_eval_interval_zero_switches_quality_checks_off_on_resume():
+    stored = TrainConfig(seed=4, epochs=5, eval_interval=2).to_dict()
+    assert validate_train_options({"resume": True}, stored).eval_interval == 2
+    assert validate_train_options({"resume": True, "eval_interval": 0}, stored).eval_interval is None
+    assert validate_train_options({"eval_interval": 0}).eval_interval is None

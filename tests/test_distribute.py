@@ -14,7 +14,8 @@ import numpy as np
 from cgan_mnist import outputs
 
 TINY = {"arch": "dcgan", "g_width": 8, "d_width": 8, "latent_dim": 8, "limit": 128,
-        "batch_size": 32, "epochs": 1, "seed": 7, "xla": False, "checkpoint_interval": 1}
+        "batch_size": 32, "epochs": 1, "seed": 7, "xla": False, "checkpoint_interval": 1,
+        "ema": 0.9}  # the moving average is updated in cross-replica context: covered too
 
 
 def test_mirrored_on_two_devices_matches_one_device(tmp_path, tiny_data_dir):

@@ -88,3 +88,44 @@ def test_mixed_precision_step(mnist, policy):
     after = discriminator.get_layer("logit_unconditional").get_weights()[0]
     assert not np.array_equal(before, after)
     assert keras.config.dtype_policy().name == "float32", "the global policy is left as it was"
+
+
+def test_moving_average_follows_the_generator_and_is_what_is_sampled(mnist):
+    """After one step the average is decay * (G before) + (1 - decay) * (G after),
+    with the ramped decay (1 + t) / (10 + t); training itself never reads it."""
+    import keras
+
+    cfg = ModelConfig("dcgan", latent_dim=16, g_width=8, d_width=8)
+    keras.utils.set_random_seed(3)
+    plain = CGAN(*build_models(cfg))
+    keras.utils.set_random_seed(3)
+    averaged = CGAN(*build_models(cfg), ema=0.9)
+    assert plain.generator_ema is None and plain.sampler is plain.generator
+    assert averaged.sampler is averaged.generator_ema
+    before = averaged.generator.get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(before, averaged.generator_ema.get_weights()))
+
+    batch = _batch(mnist, 32, latent_dim=16)
+    plain.train_step(batch)
+    averaged.train_step(batch)
+    after = averaged.generator.get_weights()
+    for a, b in zip(plain.generator.get_weights(), after):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)  # the average changes no update
+    decay = min(0.9, 2 / 11)  # t = 1 after the first step
+    for average, b, a in zip(averaged.generator_ema.get_weights(), before, after):
+        np.testing.assert_allclose(average, decay * b + (1 - decay) * a, rtol=1e-5, atol=1e-6)
+    assert any(not np.allclose(m, a) for m, a in zip(averaged.generator_ema.get_weights(), after))
+
+    noise, labels = np.ones((2, 16), np.float32), np.eye(10, dtype=np.float32)[:2]
+    np.testing.assert_array_equal(
+        np.asarray(averaged.generate(noise, labels)),
+        np.asarray(averaged.generator_ema([noise, labels], training=False)))
+    assert "generator_ema" in averaged.checkpoint_items()
+    assert "generator_ema" not in plain.checkpoint_items()
+
+
+def test_discriminator_can_have_its_own_learning_rate():
+    gan = CGAN(*build_models(ModelConfig("mlp", 8, 10, 8, 8)), lr=1e-4, d_lr=4e-4)
+    assert gan.learning_rates() == pytest.approx({"generator": 1e-4, "discriminator": 4e-4})
+    same = CGAN(*build_models(ModelConfig("mlp", 8, 10, 8, 8)), lr=3e-4)
+    assert same.learning_rates() == pytest.approx({"generator": 3e-4, "discriminator": 3e-4})

@@ -27,11 +27,12 @@ def _weights(outdir):
     return [w for w in keras.models.load_model(outdir / "generator.keras").get_weights()]
 
 
-@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
-def test_resumed_run_equals_uninterrupted_run(tmp_path, tiny_data_dir, arch):
+@pytest.mark.parametrize("arch, ema", [("mlp", 0.0), ("dcgan", 0.0), ("dcgan", 0.9)])
+def test_resumed_run_equals_uninterrupted_run(tmp_path, tiny_data_dir, arch, ema):
+    """With ``ema`` the saved generator is the average, so it must be checkpointed too."""
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
-    _train(straight, tiny_data_dir, arch, epochs=3)
-    _train(stopped, tiny_data_dir, arch, epochs=1)
+    _train(straight, tiny_data_dir, arch, epochs=3, ema=ema)
+    _train(stopped, tiny_data_dir, arch, epochs=1, ema=ema)
     _train(stopped, tiny_data_dir, arch, epochs=3, resume=True)
     for a, b in zip(_weights(straight), _weights(stopped)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
