@@ -63,14 +63,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def train_to(arch: str, epoch: int, args, outdir: Path) -> float:
-    """Train (or resume) the run in ``outdir`` up to ``epoch``; return the seconds it took."""
+def train_to(arch: str, epoch: int, args, outdir: Path, options: dict | None = None) -> float:
+    """Train (or resume) the run in ``outdir`` up to ``epoch``, with the default options
+    or ``options``; return the seconds it took."""
     from cgan_mnist.config import validate_train_options
     from cgan_mnist.training import train
 
     resume = (outdir / "config.json").exists() and epoch != args.at[0]
-    given = {"arch": arch, "epochs": epoch, "seed": args.seed, "outdir": str(outdir),
-             "data_dir": args.data_dir, "limit": args.limit,
+    given = {**(options or {}), "arch": arch, "epochs": epoch, "seed": args.seed,
+             "outdir": str(outdir), "data_dir": args.data_dir, "limit": args.limit,
              "resume": resume or None, "overwrite": None if resume else True}
     stored = json.loads((outdir / "config.json").read_text()) if resume else None
     started = time.perf_counter()
@@ -155,10 +156,10 @@ def section(rows: list[dict], args, evaluator, device: str, seconds: float) -> s
     ])
 
 
-def replace_section(text: str, body: str, arch: str) -> str:
-    """Put ``body`` between this script's markers for ``arch``, keeping everything
-    else in ``text``."""
-    begin, end = (marker.format(arch=arch) for marker in MARKERS)
+def replace_section(text: str, body: str, arch: str, markers=None) -> str:
+    """Put ``body`` between this script's markers for ``arch`` (or the given
+    ``(begin, end)`` markers), keeping everything else in ``text``."""
+    begin, end = markers or (marker.format(arch=arch) for marker in MARKERS)
     block = f"{begin}\n{body}\n{end}"
     if begin in text and end in text:
         before, rest = text.split(begin, 1)

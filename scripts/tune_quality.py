@@ -1,0 +1,171 @@
+"""Compare training options by sample quality: the tuning tables of BENCHMARKS.md.
+
+Each ``--variant`` is a set of cgan-train options (``key=value`` pairs, comma
+separated, e.g. ``ema=0.999,d_lr=4e-4``; ``defaults`` for none). Every variant
+is trained from the same seed in its own folder, OUTDIR/ARCH/VARIANT, and
+evaluated with cgan-eval's full numbers (Parzen included) at each epoch of
+``--at``, resuming in between. With ``--live`` a run that keeps a moving
+average of G is also evaluated with the live weights of its latest checkpoint,
+so one run measures the average against no average.
+
+Results are kept as ``tune.json`` in each run's folder; the markdown table is
+rebuilt from all of them under OUTDIR/ARCH, so variants can be run one at a
+time, or in parallel processes, and the table collects them all.
+
+    python scripts/tune_quality.py --arch dcgan --variant ema=0.999 --live --epochs 40 --at 10,20,40
+    python scripts/tune_quality.py --arch dcgan --variant ema=0.999,d_lr=4e-4 --epochs 20 --at 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_quality  # noqa: E402 (after the path set-up)
+
+MARKERS = "<!-- tune_quality:{arch}:begin -->", "<!-- tune_quality:{arch}:end -->"
+RESULTS = "tune.json"
+
+
+def parse_variant(text: str) -> dict:
+    """``"ema=0.999,d_lr=4e-4"`` -> {"ema": 0.999, "d_lr": 0.0004}, typed like TrainConfig."""
+    from cgan_mnist.config import TrainConfig
+
+    types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    options = {}
+    for pair in filter(None, text.split(",")):
+        if pair == "defaults":
+            continue
+        key, sep, value = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in types:
+            raise SystemExit(f"--variant: {pair!r} is not KEY=VALUE with a cgan-train option")
+        kind = str(types[key])
+        options[key] = int(value) if "int" in kind else float(value) if "float" in kind else value
+    return options
+
+
+def slug(options: dict) -> str:
+    return ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in sorted(options.items())) or "defaults"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--arch", choices=["mlp", "dcgan"], default="dcgan")
+    p.add_argument("--variant", action="append", default=None,
+                   help="cgan-train options as key=value,... (repeatable; default: defaults)")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--at", default="10,20,40", help="epochs to evaluate at, comma-separated")
+    p.add_argument("--live", action="store_true",
+                   help="also evaluate the live generator of runs that keep a moving average")
+    p.add_argument("--n-per-class", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=1, help="seed of training and of the samples")
+    p.add_argument("--limit", type=int, default=None, help="train on the first N images only")
+    p.add_argument("--outdir", default="runs/tune", help="the runs go to OUTDIR/ARCH/VARIANT")
+    p.add_argument("--out", default="BENCHMARKS.md", help="markdown file to update")
+    p.add_argument("--data-dir", default=None)
+    args = p.parse_args(argv)
+    args.variants = [parse_variant(v) for v in args.variant or ["defaults"]]
+    args.at = sorted({int(e) for e in args.at.split(",")} | {args.epochs})
+    args.at = [e for e in args.at if 1 <= e <= args.epochs]
+    return args
+
+
+def live_generator(outdir: Path):
+    """The generator of the run's latest checkpoint: its live weights, not the average."""
+    import tensorflow as tf
+
+    from cgan_mnist.models import ModelConfig, build_generator
+
+    stored = json.loads((outdir / "config.json").read_text())
+    generator = build_generator(ModelConfig(**stored["run"]["model"]))
+    latest = tf.train.latest_checkpoint(str(outdir / "checkpoints"))
+    tf.train.Checkpoint(generator=generator).restore(latest).assert_existing_objects_matched()
+    return generator
+
+
+def summary(column: dict) -> dict:
+    keys = ("conditional_accuracy", "frechet_distance", "precision", "recall",
+            "parzen_log_likelihood", "parzen_standard_error")
+    return {**{k: column[k] for k in keys}, "worst_class_accuracy": min(column["per_class_accuracy"])}
+
+
+def tune_variant(options: dict, args, dataset, evaluator) -> None:
+    from cgan_mnist import evaluation, outputs
+    from cgan_mnist.generate import load_generator
+
+    outdir = Path(args.outdir) / args.arch / slug(options)
+    results_path = outdir / RESULTS
+    results = {"variant": slug(options), "options": options, "seed": args.seed,
+               "n_per_class": args.n_per_class, "rows": []}
+    wall = 0.0
+    for epoch in args.at:
+        print(f"{slug(options)}: training to epoch {epoch}", flush=True)
+        wall += bench_quality.train_to(args.arch, epoch, args, outdir, options)
+        generators = {"sampled": load_generator(outdir / "generator.keras")}
+        if args.live and options.get("ema"):
+            generators["live"] = live_generator(outdir)
+        for which, generator in generators.items():
+            print(f"{slug(options)}: evaluating epoch {epoch} ({which})", flush=True)
+            result = evaluation.evaluate(generator, dataset, args.n_per_class, args.seed,
+                                         evaluator=evaluator, real=False)
+            results["rows"].append({"epoch": epoch, "generator": which, "wall_s": wall,
+                                    **summary(result["generator"])})
+        outputs.write_json(results_path, results)
+
+
+def table(outdir: Path) -> list[str]:
+    head = ["variant", "epoch", "generator", "train wall time", "cond. acc.", "worst digit",
+            "FD", "precision", "recall", "Parzen (nats)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for path in sorted(outdir.glob(f"*/{RESULTS}")):
+        results = json.loads(path.read_text())
+        for row in sorted(results["rows"], key=lambda r: (r["epoch"], r["generator"])):
+            which = "average" if row["generator"] == "sampled" and results["options"].get("ema") \
+                else "live"
+            lines.append("| " + " | ".join([
+                f"`{results['variant']}`", str(row["epoch"]), which, bench_quality._clock(row["wall_s"]),
+                f"{100 * row['conditional_accuracy']:.2f}%",
+                f"{100 * row['worst_class_accuracy']:.1f}%",
+                f"{row['frechet_distance']:.3f}", f"{row['precision']:.3f}",
+                f"{row['recall']:.3f}",
+                f"{row['parzen_log_likelihood']:.1f} ± {row['parzen_standard_error']:.1f}"]) + " |")
+    return lines
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    from cgan_mnist import data, evaluation, outputs
+    from cgan_mnist.cli import _start_tensorflow
+
+    _start_tensorflow()
+    dataset = data.load("mnist", args.data_dir)
+    evaluator = evaluation.load_or_train(dataset)
+    started = time.perf_counter()
+    for options in args.variants:
+        tune_variant(options, args, dataset, evaluator)
+    body = "\n".join([f"## Tuning runs: {args.arch}", "",
+                      f"Seed {args.seed}, {args.n_per_class} samples per digit, evaluator test "
+                      f"accuracy {100 * evaluator.test_accuracy:.2f}%. Each variant: "
+                      f"`python scripts/tune_quality.py --arch {args.arch} --variant VARIANT "
+                      f"--seed {args.seed} --outdir {args.outdir} [--live] --epochs E --at ...`.",
+                      "", *table(Path(args.outdir) / args.arch)])
+    out = Path(args.out)
+    text = out.read_text() if out.exists() else ""
+    begin, end = (m.format(arch=args.arch) for m in MARKERS)
+    outputs.write_text(out, bench_quality.replace_section(text, body, args.arch, (begin, end)))
+    print(body)
+    print(f"\nwrote {out} ({bench_quality._clock(time.perf_counter() - started)})")
+
+
+if __name__ == "__main__":
+    main()
