@@ -73,6 +73,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--outdir", default="runs/tune", help="the runs go to OUTDIR/ARCH/VARIANT")
     p.add_argument("--out", default="BENCHMARKS.md", help="markdown file to update")
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--table-only", action="store_true",
+                   help="train nothing: rebuild the table from the runs under OUTDIR/ARCH")
     args = p.parse_args(argv)
     args.variants = [parse_variant(v) for v in args.variant or ["defaults"]]
     args.at = sorted({int(e) for e in args.at.split(",")} | {args.epochs})
@@ -106,7 +108,8 @@ def tune_variant(options: dict, args, dataset, evaluator) -> None:
     outdir = Path(args.outdir) / args.arch / slug(options)
     results_path = outdir / RESULTS
     results = {"variant": slug(options), "options": options, "seed": args.seed,
-               "n_per_class": args.n_per_class, "rows": []}
+               "n_per_class": args.n_per_class, "rows": [],
+               "command": "python scripts/tune_quality.py " + " ".join(sys.argv[1:])}
     wall = 0.0
     for epoch in args.at:
         print(f"{slug(options)}: training to epoch {epoch}", flush=True)
@@ -123,12 +126,15 @@ def tune_variant(options: dict, args, dataset, evaluator) -> None:
         outputs.write_json(results_path, results)
 
 
+def all_results(outdir: Path) -> list[dict]:
+    return [json.loads(path.read_text()) for path in sorted(outdir.glob(f"*/{RESULTS}"))]
+
+
 def table(outdir: Path) -> list[str]:
     head = ["variant", "epoch", "generator", "train wall time", "cond. acc.", "worst digit",
             "FD", "precision", "recall", "Parzen (nats)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for path in sorted(outdir.glob(f"*/{RESULTS}")):
-        results = json.loads(path.read_text())
+    for results in all_results(outdir):
         for row in sorted(results["rows"], key=lambda r: (r["epoch"], r["generator"])):
             which = "average" if row["generator"] == "sampled" and results["options"].get("ema") \
                 else "live"
@@ -144,21 +150,26 @@ def table(outdir: Path) -> list[str]:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    from cgan_mnist import data, evaluation, outputs
-    from cgan_mnist.cli import _start_tensorflow
+    from cgan_mnist import outputs
 
-    _start_tensorflow()
-    dataset = data.load("mnist", args.data_dir)
-    evaluator = evaluation.load_or_train(dataset)
     started = time.perf_counter()
-    for options in args.variants:
-        tune_variant(options, args, dataset, evaluator)
+    if not args.table_only:
+        from cgan_mnist import data, evaluation
+        from cgan_mnist.cli import _start_tensorflow
+
+        _start_tensorflow()
+        dataset = data.load("mnist", args.data_dir)
+        evaluator = evaluation.load_or_train(dataset)
+        for options in args.variants:
+            tune_variant(options, args, dataset, evaluator)
+    runs = Path(args.outdir) / args.arch
+    commands = sorted({r["command"] for r in all_results(runs) if "command" in r})
     body = "\n".join([f"## Tuning runs: {args.arch}", "",
-                      f"Seed {args.seed}, {args.n_per_class} samples per digit, evaluator test "
-                      f"accuracy {100 * evaluator.test_accuracy:.2f}%. Each variant: "
-                      f"`python scripts/tune_quality.py --arch {args.arch} --variant VARIANT "
-                      f"--seed {args.seed} --outdir {args.outdir} [--live] --epochs E --at ...`.",
-                      "", *table(Path(args.outdir) / args.arch)])
+                      "Each row: cgan-eval's full evaluation (1,000 samples per digit unless "
+                      "the command says otherwise) of the run's generator at that epoch; "
+                      "*average* is the moving average that `--ema` samples from, *live* the "
+                      "training weights of the same run. Made by:", "",
+                      *[f"- `{c}`" for c in commands], "", *table(runs)])
     out = Path(args.out)
     text = out.read_text() if out.exists() else ""
     begin, end = (m.format(arch=args.arch) for m in MARKERS)
