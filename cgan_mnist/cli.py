@@ -102,7 +102,7 @@ def train_parser() -> argparse.ArgumentParser:
     add("--d-lr", type=_number, help="the discriminator's own learning rate (default: --lr)")
     add("--ema", type=_number,
         help="sample and save a moving average of the generator's weights with this decay "
-             f"per step, e.g. 0.999; 0: the live weights (default {d.ema})")
+             f"per step; 0: the live weights (default {d.ema})")
     add("--beta1", type=_number, help=f"Adam beta_1 (default {d.beta1})")
     add("--seed", type=_int, help="random seed (default: random, recorded in config.json)")
     add("--outdir", help="folder for all outputs (default: the current folder)")

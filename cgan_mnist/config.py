@@ -36,7 +36,7 @@ class TrainConfig:
     lr: float = 2e-4
     d_lr: float | None = None    # None: the same as lr
     beta1: float = 0.5
-    ema: float = 0.0             # per-step decay of the generator's moving average; 0: none
+    ema: float = 0.999           # per-step decay of G's moving average (sampled, saved); 0: none
     seed: int | None = None      # None: drawn at random, then recorded
     outdir: str = "."
     data_dir: str | None = None

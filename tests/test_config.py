@@ -10,6 +10,8 @@ def test_defaults_are_resolved_and_seed_recorded():
     assert (cfg.g_width, cfg.d_width) == (32, 32)
     assert isinstance(cfg.seed, int) and 0 <= cfg.seed < 2**31
     assert validate_train_options({"arch": "mlp"}).g_width == 256
+    assert cfg.ema == 0.999 and validate_train_options({"arch": "mlp"}).ema == 0.999
+    assert validate_train_options({"ema": 0}).ema == 0.0
 
 
 @pytest.mark.parametrize("options, flag", [
@@ -57,8 +59,8 @@ def test_resuming_a_run_from_before_an_option_keeps_its_old_meaning():
     assert cfg.ema == 0.0 and cfg.d_lr is None
     with pytest.raises(UsageError, match="--ema 0.999 differs"):
         validate_train_options({"resume": True, "ema": 0.999}, stored)
-    averaged = {**TrainConfig(seed=4, ema=0.999).to_dict()}
-    assert validate_train_options({"resume": True}, averaged).ema == 0.999
+    plain = TrainConfig(seed=4, ema=0.0).to_dict()
+    assert validate_train_options({"resume": True}, plain).ema == 0.0
 
 
 def test_eval_interval_zero_switches_quality_checks_off_on_resume():
