@@ -156,10 +156,10 @@ def section(rows: list[dict], args, evaluator, device: str, seconds: float) -> s
     ])
 
 
-def replace_section(text: str, body: str, arch: str, markers=None) -> str:
-    """Put ``body`` between this script's markers for ``arch`` (or the given
-    ``(begin, end)`` markers), keeping everything else in ``text``."""
-    begin, end = markers or (marker.format(arch=arch) for marker in MARKERS)
+def replace_section(text: str, body: str, arch: str, markers=MARKERS) -> str:
+    """Put ``body`` between the ``markers`` (templates, this script's by default)
+    for ``arch``, keeping everything else in ``text``."""
+    begin, end = (marker.format(arch=arch) for marker in markers)
     block = f"{begin}\n{body}\n{end}"
     if begin in text and end in text:
         before, rest = text.split(begin, 1)

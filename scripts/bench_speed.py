@@ -97,8 +97,8 @@ def measure_config(arch: str, batch_size: int, xla: bool, mixed: bool, steps: in
     policy = mixed_precision_policy(mixed)
     generator, discriminator = build_models(
         ModelConfig(arch, cfg.latent_dim, 10, cfg.g_width, cfg.d_width), policy)
-    gan = CGAN(generator, discriminator, jit_compile=xla, global_batch_size=batch_size,
-               loss_scaling=policy == "mixed_float16")
+    gan = CGAN(generator, discriminator, lr=cfg.lr, d_lr=cfg.d_lr, ema=cfg.ema, jit_compile=xla,
+               global_batch_size=batch_size, loss_scaling=policy == "mixed_float16")
     stream = iter(batches.repeat())
     for _ in range(20):
         metrics = gan.train_step(next(stream))

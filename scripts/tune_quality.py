@@ -172,8 +172,7 @@ def main(argv=None) -> None:
                       *[f"- `{c}`" for c in commands], "", *table(runs)])
     out = Path(args.out)
     text = out.read_text() if out.exists() else ""
-    begin, end = (m.format(arch=args.arch) for m in MARKERS)
-    outputs.write_text(out, bench_quality.replace_section(text, body, args.arch, (begin, end)))
+    outputs.write_text(out, bench_quality.replace_section(text, body, args.arch, MARKERS))
     print(body)
     print(f"\nwrote {out} ({bench_quality._clock(time.perf_counter() - started)})")
 
