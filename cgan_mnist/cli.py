@@ -98,6 +98,9 @@ def train_parser() -> argparse.ArgumentParser:
         help="generator width (dcgan: channels at 14x14, default 32; mlp: first layer, 256)")
     add("--d-width", type=_int,
         help="discriminator width (dcgan: channels of the first conv, default 32; mlp: 256)")
+    add("--d-dropout", type=_number,
+        help="dropout rate after each hidden layer of the discriminator "
+             "(default: dcgan 0, mlp 0.3)")
     add("--lr", type=_number, help=f"Adam learning rate of both networks (default {d.lr})")
     add("--d-lr", type=_number, help="the discriminator's own learning rate (default: --lr)")
     add("--ema", type=_number,
@@ -339,7 +342,10 @@ def _train(argv) -> int:
     stored = _stored_config(args.outdir) if args.resume else None
     cfg = validate_train_options(given, stored)
     if args.dry_run:  # before TensorFlow, and before anything touches --outdir
-        print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True), flush=True)
+        resolved = cfg.to_dict()
+        if args.seed is None and not cfg.resume:  # the real run draws its own
+            resolved["seed"] = None
+        print(json.dumps(resolved, indent=2, sort_keys=True), flush=True)
         return 0
     from .console import RunLog
 

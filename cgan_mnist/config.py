@@ -15,13 +15,16 @@ ARCHS = ("mlp", "dcgan")  # mirrors models.ARCHS, kept here so the CLI need not 
 DATASETS = ("mnist", "fashion_mnist")  # mirrors data.DATASETS; or the path of a .npz
 STRATEGIES = ("default", "mirrored", "multi-worker")
 DEFAULT_WIDTHS = {"dcgan": (32, 32), "mlp": (256, 256)}
+DEFAULT_D_DROPOUT = {"dcgan": 0.0, "mlp": 0.3}
 
 # Options that define the networks and the data stream: a resumed run must use
 # the same values, or its checkpoint would not fit / would not continue exactly.
-FIXED_ON_RESUME = ("dataset", "arch", "latent_dim", "g_width", "d_width", "batch_size",
-                   "limit", "seed", "lr", "d_lr", "beta1", "ema", "mixed_precision")
+FIXED_ON_RESUME = ("dataset", "arch", "latent_dim", "g_width", "d_width", "d_dropout",
+                   "batch_size", "limit", "seed", "lr", "d_lr", "beta1", "ema",
+                   "mixed_precision")
 # What a run's config.json meant by an option it lacks (it predates the option).
 BEFORE_OPTION = {"d_lr": None, "ema": 0.0}
+D_DROPOUT_BEFORE_OPTION = {"dcgan": 0.0, "mlp": 0.3}  # per architecture
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class TrainConfig:
     latent_dim: int = 100
     g_width: int | None = None   # None: the architecture's default
     d_width: int | None = None
+    d_dropout: float | None = None  # dropout rate after each of D's hidden layers; None: arch default
     lr: float = 2e-4
     d_lr: float | None = None    # None: the same as lr
     beta1: float = 0.5
@@ -89,7 +93,8 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
         if stored is None:
             raise UsageError("--resume: no run to resume in the output folder "
                              "(no config.json); start a new run without --resume")
-        stored = {**BEFORE_OPTION, **stored}
+        stored = {**BEFORE_OPTION,
+                  "d_dropout": D_DROPOUT_BEFORE_OPTION.get(stored.get("arch"), 0.0), **stored}
         _refuse_changes(given, stored)
         base = {k: stored[k] for k in OPTION_NAMES if k in stored}
         given = {**base, "resume": True, "overwrite": False, **given}
@@ -103,6 +108,10 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
     _check_range(given, "lr", positive=True)
     _check_range(given, "d_lr", positive=True)
     _check_range(given, "ema", 0.0)
+    _check_range(given, "d_dropout", 0.0)
+    if (given.get("d_dropout") or 0.0) >= 1.0:
+        raise UsageError(f"--d-dropout must be below 1 (a rate, e.g. 0.3), "
+                         f"got {given['d_dropout']}")
     if given.get("ema", 0.0) >= 1.0:
         raise UsageError(f"--ema must be below 1 (a decay per step, e.g. 0.999), got {given['ema']}")
     _check_range(given, "beta1", 0.0, 0.999999)
@@ -125,6 +134,8 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
     g_default, d_default = DEFAULT_WIDTHS[arch]
     given.setdefault("g_width", g_default)
     given.setdefault("d_width", d_default)
+    if given.get("d_dropout") is None:
+        given["d_dropout"] = DEFAULT_D_DROPOUT[arch]
     if given.get("seed") is None:
         given["seed"] = secrets.randbelow(2**31)
     return TrainConfig(**given)

@@ -42,6 +42,7 @@ class ModelConfig:
     num_classes: int = 10
     g_width: int = 32   # dcgan: channels of G's 14x14 map (its 7x7 map has 2x); mlp: G's first hidden width
     d_width: int = 32   # dcgan: channels of D's first conv (its second has 2x); mlp: D's last hidden width
+    d_dropout: float = 0.0  # dropout rate after each of D's hidden layers (0: none)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -187,16 +188,26 @@ def _mlp_discriminator_features(image, label, cfg: ModelConfig):
     for i, units in enumerate((cfg.d_width * 4, cfg.d_width * 2, cfg.d_width)):
         x = layers.Dense(units, name=f"dense{i + 1}")(x)
         x = layers.LeakyReLU(0.2, name=f"lrelu{i + 1}")(x)
-        x = layers.Dropout(0.3, name=f"dropout{i + 1}")(x)
+        x = _dropout(cfg, f"dropout{i + 1}")(x)
     return x
 
 
 def _dcgan_discriminator_features(image, label, cfg: ModelConfig):
     x = LabelPlaneConv2D(cfg.d_width, 4, strides=2, name="down14")([image, label])
     x = layers.LeakyReLU(0.2, name="lrelu1")(x)
+    x = _dropout(cfg, "dropout1")(x)
     x = layers.Conv2D(cfg.d_width * 2, 4, strides=2, padding="same", name="down7")(x)
     x = layers.LeakyReLU(0.2, name="lrelu2")(x)
+    x = _dropout(cfg, "dropout2")(x)
     return layers.Flatten(name="features")(x)
+
+
+def _dropout(cfg: ModelConfig, name: str):
+    """Dropout at rate ``cfg.d_dropout``; the identity (no layer at all) at 0, so a
+    model without dropout has exactly the layers and variables it had before."""
+    if not cfg.d_dropout:
+        return lambda x: x
+    return layers.Dropout(cfg.d_dropout, name=name)
 
 
 @keras.saving.register_keras_serializable(package="cgan_mnist")

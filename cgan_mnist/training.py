@@ -213,7 +213,7 @@ class _Run:
         self.quality = quality
         seed_everything(cfg.seed)
         self.model_cfg = ModelConfig(cfg.arch, cfg.latent_dim, dataset.num_classes,
-                                     cfg.g_width, cfg.d_width)
+                                     cfg.g_width, cfg.d_width, cfg.d_dropout)
         self.dtype_policy = policy = mixed_precision_policy(cfg.mixed_precision)
         # XLA cannot compile the optimizers' cross-replica merge: one replica only.
         jit = cfg.xla and strategy.num_replicas_in_sync == 1

@@ -63,13 +63,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def train_to(arch: str, epoch: int, args, outdir: Path, options: dict | None = None) -> float:
+def train_to(arch: str, epoch: int, args, outdir: Path, options: dict | None = None,
+             fresh: bool | None = None) -> float:
     """Train (or resume) the run in ``outdir`` up to ``epoch``, with the default options
-    or ``options``; return the seconds it took."""
+    or ``options``; return the seconds it took. ``fresh``: start the run anew (by
+    default, at the first epoch of ``args.at``)."""
     from cgan_mnist.config import validate_train_options
     from cgan_mnist.training import train
 
-    resume = (outdir / "config.json").exists() and epoch != args.at[0]
+    fresh = epoch == args.at[0] if fresh is None else fresh
+    resume = (outdir / "config.json").exists() and not fresh
     given = {**(options or {}), "arch": arch, "epochs": epoch, "seed": args.seed,
              "outdir": str(outdir), "data_dir": args.data_dir, "limit": args.limit,
              "resume": resume or None, "overwrite": None if resume else True}

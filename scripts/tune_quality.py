@@ -10,7 +10,10 @@ so one run measures the average against no average.
 
 Results are kept as ``tune.json`` in each run's folder; the markdown table is
 rebuilt from all of them under OUTDIR/ARCH, so variants can be run one at a
-time, or in parallel processes, and the table collects them all.
+time, or in parallel processes, and the table collects them all. A variant
+that was run before (same options, seed and sample count) is continued: its
+evaluated epochs are kept and its run resumes, so ``--epochs 60 --at 60``
+extends a 40-epoch run instead of starting it again.
 
     python scripts/tune_quality.py --arch dcgan --variant ema=0.999 --live --epochs 40 --at 10,20,40
     python scripts/tune_quality.py --arch dcgan --variant ema=0.999,d_lr=4e-4 --epochs 20 --at 20
@@ -107,13 +110,21 @@ def tune_variant(options: dict, args, dataset, evaluator) -> None:
 
     outdir = Path(args.outdir) / args.arch / slug(options)
     results_path = outdir / RESULTS
-    results = {"variant": slug(options), "options": options, "seed": args.seed,
-               "n_per_class": args.n_per_class, "rows": [],
-               "command": "python scripts/tune_quality.py " + " ".join(sys.argv[1:])}
-    wall = 0.0
+    results = earlier_results(results_path, options, args) or {
+        "variant": slug(options), "options": options, "seed": args.seed,
+        "n_per_class": args.n_per_class, "rows": [], "commands": []}
+    results["commands"].append("python scripts/tune_quality.py " + " ".join(sys.argv[1:]))
+    evaluated = {row["epoch"] for row in results["rows"]}
+    wall = max((row["wall_s"] for row in results["rows"]), default=0.0)
     for epoch in args.at:
+        if epoch in evaluated:
+            continue
+        if evaluated and epoch < max(evaluated):
+            raise SystemExit(f"{slug(options)}: the run is past epoch {epoch} already "
+                             f"(evaluated up to {max(evaluated)}); ask for later epochs")
         print(f"{slug(options)}: training to epoch {epoch}", flush=True)
-        wall += bench_quality.train_to(args.arch, epoch, args, outdir, options)
+        wall += bench_quality.train_to(args.arch, epoch, args, outdir, options,
+                                       fresh=not results["rows"] and epoch == args.at[0])
         generators = {"sampled": load_generator(outdir / "generator.keras")}
         if args.live and options.get("ema"):
             generators["live"] = live_generator(outdir)
@@ -124,6 +135,23 @@ def tune_variant(options: dict, args, dataset, evaluator) -> None:
             results["rows"].append({"epoch": epoch, "generator": which, "wall_s": wall,
                                     **summary(result["generator"])})
         outputs.write_json(results_path, results)
+
+
+def earlier_results(path: Path, options: dict, args) -> dict | None:
+    """The kept results of this variant, if an earlier run measured it the same way."""
+    if not path.exists():
+        return None
+    earlier = json.loads(path.read_text())
+    if (earlier.get("options"), earlier.get("seed"), earlier.get("n_per_class")) != \
+            (options, args.seed, args.n_per_class):
+        return None
+    earlier["commands"] = commands_of(earlier)
+    return earlier
+
+
+def commands_of(results: dict) -> list[str]:
+    """The commands that made these results (older files kept one, as "command")."""
+    return results.get("commands") or ([results["command"]] if "command" in results else [])
 
 
 def all_results(outdir: Path) -> list[dict]:
@@ -163,7 +191,7 @@ def main(argv=None) -> None:
         for options in args.variants:
             tune_variant(options, args, dataset, evaluator)
     runs = Path(args.outdir) / args.arch
-    commands = sorted({r["command"] for r in all_results(runs) if "command" in r})
+    commands = sorted({c for r in all_results(runs) for c in commands_of(r)})
     body = "\n".join([f"## Tuning runs: {args.arch}", "",
                       "Each row: cgan-eval's full evaluation (1,000 samples per digit unless "
                       "the command says otherwise) of the run's generator at that epoch; "

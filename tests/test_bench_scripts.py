@@ -62,3 +62,43 @@ def test_tuning_table_collects_every_variant_run(tmp_path):
     assert len(lines) == 2 + 3
     assert "| `defaults` | 10 | live | 10m00s | 99.00% | 97.0% | 3.000" in lines[2]
     assert [line.split(" | ")[2] for line in lines[3:]] == ["live", "average"]
+
+
+def test_tuning_continues_an_earlier_run_of_the_same_variant(tmp_path, monkeypatch):
+    """Asking for later epochs of a measured variant resumes its run and keeps its
+    rows; it never starts it over (an hour of training on a CPU)."""
+    import json
+
+    import pytest
+
+    from cgan_mnist import evaluation, generate
+
+    tune = load("tune_quality")
+    trained = []
+
+    def train_to(arch, epoch, args, outdir, options, fresh):
+        trained.append((epoch, fresh))
+        return 60.0
+
+    column = {"conditional_accuracy": 0.99, "frechet_distance": 3.0, "precision": 0.8,
+              "recall": 0.8, "parzen_log_likelihood": 200.0, "parzen_standard_error": 2.0,
+              "per_class_accuracy": [0.99] * 9 + [0.97]}
+    monkeypatch.setattr(tune.bench_quality, "train_to", train_to)
+    monkeypatch.setattr(generate, "load_generator", lambda path: "generator")
+    monkeypatch.setattr(evaluation, "evaluate", lambda *a, **k: {"generator": column})
+
+    def run(*argv):
+        args = tune.parse_args(["--variant", "ema=0.999", "--outdir", str(tmp_path), *argv])
+        tune.tune_variant(args.variants[0], args, dataset=None, evaluator=None)
+
+    run("--epochs", "20", "--at", "10,20")
+    run("--epochs", "30", "--at", "10,30")
+    assert trained == [(10, True), (20, False), (30, False)]
+    results = json.loads((tmp_path / "dcgan" / "ema=0.999" / tune.RESULTS).read_text())
+    assert [(r["epoch"], r["wall_s"]) for r in results["rows"]] == [(10, 60), (20, 120), (30, 180)]
+    assert results["rows"][0]["worst_class_accuracy"] == 0.97
+    assert len(results["commands"]) == 2
+    with pytest.raises(SystemExit, match="past epoch 25"):
+        run("--epochs", "25", "--at", "25")
+    run("--seed", "2", "--epochs", "10", "--at", "10")  # another seed: a new run
+    assert trained[-1] == (10, True)

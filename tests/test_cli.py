@@ -138,6 +138,7 @@ def test_generate_missing_and_corrupt_model(tmp_path):
     (["--batch-size", "0"], "--batch-size must be at least 1"),
     (["--lr", "-0.1"], "--lr must be positive"),
     (["--lr", "fast"], "invalid number"),
+    (["--d-dropout", "1"], "--d-dropout must be below 1"),
     (["--arch", "vgg"], "unknown --arch"),
     (["--dataset", "svhn"], "unknown --dataset"),
     (["--bogus"], "unrecognized arguments"),

@@ -24,6 +24,8 @@ def test_defaults_are_resolved_and_seed_recorded():
     ({"d_lr": 0.0}, "--d-lr"),
     ({"ema": 1.0}, "--ema"),
     ({"ema": -0.5}, "--ema"),
+    ({"d_dropout": -0.1}, "--d-dropout"),
+    ({"d_dropout": 1.0}, "--d-dropout"),
     ({"seed": -5}, "--seed"),
     ({"sample_interval": 0}, "--sample-interval"),
     ({"checkpoint_interval": 0}, "--checkpoint-interval"),
@@ -68,3 +70,19 @@ def test_eval_interval_zero_switches_quality_checks_off_on_resume():
     assert validate_train_options({"resume": True}, stored).eval_interval == 2
     assert validate_train_options({"resume": True, "eval_interval": 0}, stored).eval_interval is None
     assert validate_train_options({"eval_interval": 0}).eval_interval is None
+
+
+def test_discriminator_dropout_defaults_per_architecture():
+    assert validate_train_options({"arch": "mlp"}).d_dropout == 0.3
+    assert validate_train_options({"arch": "dcgan"}).d_dropout == 0.0
+    assert validate_train_options({"arch": "mlp", "d_dropout": 0.0}).d_dropout == 0.0
+
+
+def test_resuming_a_run_from_before_d_dropout_keeps_the_dropout_it_had():
+    """Before the option, the mlp's D had dropout 0.3 and the dcgan's none."""
+    for arch, before in (("mlp", 0.3), ("dcgan", 0.0)):
+        stored = TrainConfig(arch=arch, seed=4, epochs=5).to_dict()
+        del stored["d_dropout"]
+        assert validate_train_options({"resume": True}, stored).d_dropout == before
+        with pytest.raises(UsageError, match="--d-dropout 0.25 differs"):
+            validate_train_options({"resume": True, "d_dropout": 0.25}, stored)

@@ -145,3 +145,22 @@ def test_portable_generator_is_built_in_layers_with_the_same_function(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "g.keras")],
                          capture_output=True, text=True, check=True).stdout
     assert "28, 28, 1" in out
+
+
+def test_discriminator_dropout_is_active_in_training_only():
+    import keras
+
+    for arch in ("mlp", "dcgan"):
+        plain = build_models(ModelConfig(arch, latent_dim=16, g_width=8, d_width=8))[1]
+        assert not any(isinstance(layer, keras.layers.Dropout) for layer in plain.layers)
+        cfg = ModelConfig(arch, latent_dim=16, g_width=8, d_width=8, d_dropout=0.5)
+        discriminator = build_models(cfg)[1]
+        rates = [layer.rate for layer in discriminator.layers
+                 if isinstance(layer, keras.layers.Dropout)]
+        assert rates and set(rates) == {0.5}
+        images = np.random.default_rng(0).uniform(-1, 1, (4, 28, 28, 1)).astype(np.float32)
+        labels = np.eye(10, dtype=np.float32)[:4]
+        evaluate = [np.asarray(discriminator([images, labels], training=False)) for _ in range(2)]
+        train = [np.asarray(discriminator([images, labels], training=True)) for _ in range(2)]
+        np.testing.assert_array_equal(evaluate[0], evaluate[1])
+        assert not np.allclose(train[0], train[1])
