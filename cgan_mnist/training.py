@@ -141,6 +141,14 @@ def seed_everything(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def model_config(cfg: TrainConfig, num_classes: int):
+    """The networks' part of a run's options (a models.ModelConfig)."""
+    from .models import ModelConfig
+
+    return ModelConfig(cfg.arch, cfg.latent_dim, num_classes, cfg.g_width, cfg.d_width,
+                       cfg.d_dropout)
+
+
 # --- the run ------------------------------------------------------------------
 
 
@@ -206,14 +214,13 @@ class _Run:
 
         from .devices import mixed_precision_policy
         from .gan import CGAN
-        from .models import ModelConfig, build_models, training_flops_per_image
+        from .models import build_models, training_flops_per_image
 
         self.cfg, self.paths, self.feeder, self.log = cfg, paths, feeder, log
         self.strategy, self.chief = strategy, scratch is None
         self.quality = quality
         seed_everything(cfg.seed)
-        self.model_cfg = ModelConfig(cfg.arch, cfg.latent_dim, dataset.num_classes,
-                                     cfg.g_width, cfg.d_width, cfg.d_dropout)
+        self.model_cfg = model_config(cfg, dataset.num_classes)
         self.dtype_policy = policy = mixed_precision_policy(cfg.mixed_precision)
         # XLA cannot compile the optimizers' cross-replica merge: one replica only.
         jit = cfg.xla and strategy.num_replicas_in_sync == 1

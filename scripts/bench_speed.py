@@ -68,22 +68,20 @@ def measure_peak(seconds: float) -> dict:
 
 
 def measure_config(arch: str, batch_size: int, xla: bool, mixed: bool, steps: int,
-                   widths: list | None = None) -> dict:
+                   options: dict | None = None) -> dict:
     """One configuration, in this process: pipeline rate, training rate, memory.
-    ``widths`` is (g_width, d_width); None: the architecture's defaults."""
+    ``options``: cgan-train options that differ from the defaults (e.g. widths)."""
     import resource
 
     from cgan_mnist import data
     from cgan_mnist.config import validate_train_options
     from cgan_mnist.devices import mixed_precision_policy
     from cgan_mnist.gan import CGAN, with_noise
-    from cgan_mnist.models import ModelConfig, build_models, training_flops_per_image
-    from cgan_mnist.training import seed_everything
+    from cgan_mnist.models import build_models, training_flops_per_image
+    from cgan_mnist.training import model_config, seed_everything
 
-    options = {"arch": arch, "batch_size": batch_size, "seed": 0}
-    if widths:
-        options.update(g_width=widths[0], d_width=widths[1])
-    cfg = validate_train_options(options)
+    cfg = validate_train_options({**(options or {}), "arch": arch, "batch_size": batch_size,
+                                  "seed": 0})
     seed_everything(0)
     dataset = data.load("mnist", None)
     feeder = data.EpochFeeder(dataset.train, 10, batch_size, seed=0)
@@ -95,8 +93,7 @@ def measure_config(arch: str, batch_size: int, xla: bool, mixed: bool, steps: in
     pipeline = n * batch_size / (time.perf_counter() - started)
 
     policy = mixed_precision_policy(mixed)
-    generator, discriminator = build_models(
-        ModelConfig(arch, cfg.latent_dim, 10, cfg.g_width, cfg.d_width), policy)
+    generator, discriminator = build_models(model_config(cfg, dataset.num_classes), policy)
     gan = CGAN(generator, discriminator, lr=cfg.lr, d_lr=cfg.d_lr, ema=cfg.ema, jit_compile=xla,
                global_batch_size=batch_size, loss_scaling=policy == "mixed_float16")
     stream = iter(batches.repeat())
@@ -114,8 +111,8 @@ def measure_config(arch: str, batch_size: int, xla: bool, mixed: bool, steps: in
 
 
 def run_config(arch: str, batch_size: int, xla: bool, mixed: bool, steps: int,
-               widths: list | None = None) -> dict:
-    spec = json.dumps([arch, batch_size, xla, mixed, steps, widths])
+               options: dict | None = None) -> dict:
+    spec = json.dumps([arch, batch_size, xla, mixed, steps, options])
     result = subprocess.run([sys.executable, __file__, "--one", spec], capture_output=True,
                             text=True, check=False)
     if result.returncode != 0:
@@ -142,8 +139,8 @@ def table(rows: list[dict], peak: float) -> str:
 
 
 def columns(arch: str) -> list[tuple]:
-    """(column, xla, batch, mixed, widths) rows: the plain loop (no XLA, batch 64)
-    as "before", the defaults as "now", then variants."""
+    """(column, xla, batch, mixed, options) rows: the plain loop (no XLA, batch 64)
+    as "before", the defaults as "now", then variants (cgan-train options)."""
     from cgan_mnist.config import TrainConfig
 
     batch = TrainConfig.batch_size
@@ -152,7 +149,12 @@ def columns(arch: str) -> list[tuple]:
     # The cheaper mlp that was tried for speed (BENCHMARKS.md, "Speed experiments"):
     # 5x faster, but 93-95% conditional accuracy after 40 epochs, so not the default.
     if arch == "mlp":
-        rows.append(("widths 128/64, batch 256", True, 256, False, [128, 64]))
+        rows.append(("widths 128/64, batch 256", True, 256, False,
+                     {"g_width": 128, "d_width": 64}))
+    # Dropout in the dcgan's D, tried for quality (BENCHMARKS.md, "Tuning"): its
+    # random masks are what it costs.
+    if arch == "dcgan":
+        rows.append(("--d-dropout 0.3", True, batch, False, {"d_dropout": 0.3}))
     return rows
 
 
@@ -183,9 +185,9 @@ def main() -> None:
     best = max(peak["matmul"], peak["conv"])
     rows = []
     for arch in args.arch or ["mlp", "dcgan"]:
-        for column, xla, batch, mixed, widths in columns(arch):
+        for column, xla, batch, mixed, options in columns(arch):
             # Best of two runs: other tenants of a shared machine only ever slow a run down.
-            r = max((run_config(arch, batch, xla, mixed, steps, widths) for _ in range(2)),
+            r = max((run_config(arch, batch, xla, mixed, steps, options) for _ in range(2)),
                     key=lambda result: result["images_per_s"])
             rows.append({"arch": arch, "column": column, "xla": xla, "batch": batch,
                          "dtype": "mixed_bfloat16" if mixed else "float32", **r})

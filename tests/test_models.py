@@ -164,3 +164,12 @@ def test_discriminator_dropout_is_active_in_training_only():
         train = [np.asarray(discriminator([images, labels], training=True)) for _ in range(2)]
         np.testing.assert_array_equal(evaluate[0], evaluate[1])
         assert not np.allclose(train[0], train[1])
+
+
+def test_a_runs_options_give_its_model_config():
+    """cgan-train and bench_speed build their networks from this one mapping."""
+    from cgan_mnist.config import validate_train_options
+    from cgan_mnist.training import model_config
+
+    cfg = validate_train_options({"arch": "mlp", "latent_dim": 12, "g_width": 20, "d_width": 24})
+    assert model_config(cfg, 7) == ModelConfig("mlp", 12, 7, 20, 24, d_dropout=0.3)
