@@ -78,6 +78,14 @@ def _check_range(options: dict, name: str, low=None, high=None, *, positive=Fals
         raise UsageError(f"{_flag(name)} must be at most {high}, got {value}")
 
 
+def _check_fraction(options: dict, name: str, meaning: str):
+    """0 <= value < 1."""
+    _check_range(options, name, 0.0)
+    value = options.get(name)
+    if value is not None and value >= 1.0:
+        raise UsageError(f"{_flag(name)} must be below 1 ({meaning}), got {value}")
+
+
 def validate_train_options(given: dict, stored: dict | None = None) -> TrainConfig:
     """Turn the options a user gave into a complete, checked ``TrainConfig``.
 
@@ -107,13 +115,8 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
         given["eval_interval"] = None
     _check_range(given, "lr", positive=True)
     _check_range(given, "d_lr", positive=True)
-    _check_range(given, "ema", 0.0)
-    _check_range(given, "d_dropout", 0.0)
-    if (given.get("d_dropout") or 0.0) >= 1.0:
-        raise UsageError(f"--d-dropout must be below 1 (a rate, e.g. 0.3), "
-                         f"got {given['d_dropout']}")
-    if given.get("ema", 0.0) >= 1.0:
-        raise UsageError(f"--ema must be below 1 (a decay per step, e.g. 0.999), got {given['ema']}")
+    _check_fraction(given, "ema", "a decay per step, e.g. 0.999")
+    _check_fraction(given, "d_dropout", "a rate, e.g. 0.3")
     _check_range(given, "beta1", 0.0, 0.999999)
     _check_range(given, "seed", high=2**31 - 1)
     if given.get("arch", "dcgan") not in ARCHS:
