@@ -106,6 +106,9 @@ def train_parser() -> argparse.ArgumentParser:
     add("--ema", type=_number,
         help="sample and save a moving average of the generator's weights with this decay "
              f"per step; 0: the live weights (default {d.ema})")
+    add("--label-smoothing", type=_number,
+        help="one-sided label smoothing: D's target for real images is 1 minus this, "
+             f"e.g. 0.1 (default {d.label_smoothing}: none)")
     add("--beta1", type=_number, help=f"Adam beta_1 (default {d.beta1})")
     add("--seed", type=_int, help="random seed (default: random, recorded in config.json)")
     add("--outdir", help="folder for all outputs (default: the current folder)")
@@ -356,7 +359,8 @@ def _train(argv) -> int:
     rates = f"lr {cfg.lr}" + (f" (D {cfg.d_lr})" if cfg.d_lr else "")
     log(f"cgan-train: {cfg.arch} on {cfg.dataset}"
         f"{f' (first {cfg.limit} images)' if cfg.limit else ''}, {cfg.epochs} epochs, "
-        f"batch {cfg.batch_size}, {rates}{f', G average {cfg.ema}' if cfg.ema else ''}, "
+        f"batch {cfg.batch_size}, {rates}{f', G average {cfg.ema}' if cfg.ema else ''}"
+        f"{f', real target {1 - cfg.label_smoothing:g}' if cfg.label_smoothing else ''}, "
         f"seed {cfg.seed}, outdir {cfg.outdir}, on {device}")
     if cfg.tensorboard:
         log(f"cgan-train: TensorBoard logs in {Path(cfg.outdir) / 'logs'} "

@@ -21,9 +21,9 @@ DEFAULT_D_DROPOUT = {"dcgan": 0.0, "mlp": 0.3}
 # the same values, or its checkpoint would not fit / would not continue exactly.
 FIXED_ON_RESUME = ("dataset", "arch", "latent_dim", "g_width", "d_width", "d_dropout",
                    "batch_size", "limit", "seed", "lr", "d_lr", "beta1", "ema",
-                   "mixed_precision")
+                   "label_smoothing", "mixed_precision")
 # What a run's config.json meant by an option it lacks (it predates the option).
-BEFORE_OPTION = {"d_lr": None, "ema": 0.0}
+BEFORE_OPTION = {"d_lr": None, "ema": 0.0, "label_smoothing": 0.0}
 D_DROPOUT_BEFORE_OPTION = {"dcgan": 0.0, "mlp": 0.3}  # per architecture
 
 
@@ -41,6 +41,7 @@ class TrainConfig:
     d_lr: float | None = None    # None: the same as lr
     beta1: float = 0.5
     ema: float = 0.999           # per-step decay of G's moving average (sampled, saved); 0: none
+    label_smoothing: float = 0.0  # D's target for real images is 1 - this (one-sided)
     seed: int | None = None      # None: drawn at random, then recorded
     outdir: str = "."
     data_dir: str | None = None
@@ -117,6 +118,7 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
     _check_range(given, "d_lr", positive=True)
     _check_fraction(given, "ema", "a decay per step, e.g. 0.999")
     _check_fraction(given, "d_dropout", "a rate, e.g. 0.3")
+    _check_fraction(given, "label_smoothing", "D's target for real images is 1 minus it, e.g. 0.1")
     _check_range(given, "beta1", 0.0, 0.999999)
     _check_range(given, "seed", high=2**31 - 1)
     if given.get("arch", "dcgan") not in ARCHS:

@@ -4,7 +4,7 @@
 the non-saturating generator loss of Goodfellow et al. (2014):
 
 1. take a batch of real images, their labels and two draws of noise;
-2. update D on real (target 1) and fake (target 0) logits;
+2. update D on real (target 1, or 1 - label_smoothing) and fake (target 0) logits;
 3. update G, with the second noise draw, so that D calls its fakes real;
 4. return the losses and D's mean probabilities for real and fake.
 
@@ -13,6 +13,10 @@ an exponential moving average after every step (Yazici et al., 2019; the
 ``G_ema`` of StyleGAN). Training never reads it; samples and saved generators
 come from it (``sampler``), since the average smooths out the oscillation
 that GAN training leaves in the live weights.
+
+``label_smoothing`` > 0 is one-sided label smoothing (Salimans et al., 2016):
+D's target for real images becomes 1 - label_smoothing, fakes keep 0, and
+G's target stays 1, so D is never rewarded for over-confidence on real data.
 
 The noise comes with the batch (``with_noise``): it is a pure function of
 (seed, epoch, batch index), so a run repeats exactly, a resumed run continues
@@ -53,11 +57,13 @@ class CGAN:
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, *,
                  lr: float = 2e-4, d_lr: float | None = None, beta1: float = 0.5,
-                 ema: float = 0.0, global_batch_size: int | None = None,
+                 ema: float = 0.0, label_smoothing: float = 0.0,
+                 global_batch_size: int | None = None,
                  jit_compile: bool = False, loss_scaling: bool = False,
                  strategy: tf.distribute.Strategy | None = None):
         """``lr`` is G's learning rate, and D's unless ``d_lr`` is given; ``ema`` is
-        the per-step decay of the generator's moving average (0: none)."""
+        the per-step decay of the generator's moving average (0: none);
+        ``label_smoothing`` lowers D's target for real images to 1 - it."""
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = int(generator.inputs[0].shape[-1])
@@ -65,6 +71,7 @@ class CGAN:
         self.strategy = strategy or tf.distribute.get_strategy()
         self.global_batch_size = global_batch_size
         self.ema = float(ema)
+        self.real_target = 1.0 - float(label_smoothing)
         with self.strategy.scope():
             self.generator_ema = _copy(generator) if self.ema else None
             self.g_optimizer = _adam(lr, beta1, "g_adam", loss_scaling)
@@ -105,7 +112,8 @@ class CGAN:
         with tf.GradientTape() as tape:
             real_logits = self.discriminator([real_images, labels], training=True)
             fake_logits = self.discriminator([fake_images, labels], training=True)
-            d_loss = self._mean(self._bce(tf.ones_like(real_logits), real_logits)
+            real_targets = tf.fill(tf.shape(real_logits), self.real_target)
+            d_loss = self._mean(self._bce(real_targets, real_logits)
                                 + self._bce(tf.zeros_like(fake_logits), fake_logits))
             d_scaled = _scaled(self.d_optimizer, d_loss)
         _apply(self.d_optimizer, tape, d_scaled, self.discriminator.trainable_variables)

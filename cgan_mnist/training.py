@@ -149,6 +149,12 @@ def model_config(cfg: TrainConfig, num_classes: int):
                        cfg.d_dropout)
 
 
+def gan_options(cfg: TrainConfig) -> dict:
+    """The algorithm's part of a run's options: keyword arguments of gan.CGAN."""
+    return {"lr": cfg.lr, "d_lr": cfg.d_lr, "beta1": cfg.beta1, "ema": cfg.ema,
+            "label_smoothing": cfg.label_smoothing}
+
+
 # --- the run ------------------------------------------------------------------
 
 
@@ -226,8 +232,7 @@ class _Run:
         jit = cfg.xla and strategy.num_replicas_in_sync == 1
         with strategy.scope():
             generator, discriminator = build_models(self.model_cfg, policy)
-            self.gan = CGAN(generator, discriminator, lr=cfg.lr, d_lr=cfg.d_lr,
-                            beta1=cfg.beta1, ema=cfg.ema,
+            self.gan = CGAN(generator, discriminator, **gan_options(cfg),
                             global_batch_size=cfg.batch_size, jit_compile=jit,
                             loss_scaling=policy == "mixed_float16", strategy=strategy)
             self.step = tf.Variable(0, dtype=tf.int64, name="step")

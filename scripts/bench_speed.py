@@ -78,7 +78,7 @@ def measure_config(arch: str, batch_size: int, xla: bool, mixed: bool, steps: in
     from cgan_mnist.devices import mixed_precision_policy
     from cgan_mnist.gan import CGAN, with_noise
     from cgan_mnist.models import build_models, training_flops_per_image
-    from cgan_mnist.training import model_config, seed_everything
+    from cgan_mnist.training import gan_options, model_config, seed_everything
 
     cfg = validate_train_options({**(options or {}), "arch": arch, "batch_size": batch_size,
                                   "seed": 0})
@@ -94,7 +94,7 @@ def measure_config(arch: str, batch_size: int, xla: bool, mixed: bool, steps: in
 
     policy = mixed_precision_policy(mixed)
     generator, discriminator = build_models(model_config(cfg, dataset.num_classes), policy)
-    gan = CGAN(generator, discriminator, lr=cfg.lr, d_lr=cfg.d_lr, ema=cfg.ema, jit_compile=xla,
+    gan = CGAN(generator, discriminator, **gan_options(cfg), jit_compile=xla,
                global_batch_size=batch_size, loss_scaling=policy == "mixed_float16")
     stream = iter(batches.repeat())
     for _ in range(20):

@@ -139,6 +139,7 @@ def test_generate_missing_and_corrupt_model(tmp_path):
     (["--lr", "-0.1"], "--lr must be positive"),
     (["--lr", "fast"], "invalid number"),
     (["--d-dropout", "1"], "--d-dropout must be below 1"),
+    (["--label-smoothing", "1.5"], "--label-smoothing must be below 1"),
     (["--arch", "vgg"], "unknown --arch"),
     (["--dataset", "svhn"], "unknown --dataset"),
     (["--bogus"], "unrecognized arguments"),

@@ -26,6 +26,8 @@ def test_defaults_are_resolved_and_seed_recorded():
     ({"ema": -0.5}, "--ema"),
     ({"d_dropout": -0.1}, "--d-dropout"),
     ({"d_dropout": 1.0}, "--d-dropout"),
+    ({"label_smoothing": 1.0}, "--label-smoothing"),
+    ({"label_smoothing": -0.1}, "--label-smoothing"),
     ({"seed": -5}, "--seed"),
     ({"sample_interval": 0}, "--sample-interval"),
     ({"checkpoint_interval": 0}, "--checkpoint-interval"),
@@ -56,9 +58,11 @@ def test_resuming_a_run_from_before_an_option_keeps_its_old_meaning():
     """A config.json without ``ema``/``d_lr`` was trained without an average and
     with one learning rate: resuming keeps that, and refuses to switch it on."""
     stored = TrainConfig(arch="dcgan", seed=4, epochs=5).to_dict()
-    del stored["ema"], stored["d_lr"]
+    del stored["ema"], stored["d_lr"], stored["label_smoothing"]
     cfg = validate_train_options({"resume": True, "epochs": 10}, stored)
-    assert cfg.ema == 0.0 and cfg.d_lr is None
+    assert cfg.ema == 0.0 and cfg.d_lr is None and cfg.label_smoothing == 0.0
+    with pytest.raises(UsageError, match="--label-smoothing 0.1 differs"):
+        validate_train_options({"resume": True, "label_smoothing": 0.1}, stored)
     with pytest.raises(UsageError, match="--ema 0.999 differs"):
         validate_train_options({"resume": True, "ema": 0.999}, stored)
     plain = TrainConfig(seed=4, ema=0.0).to_dict()

@@ -129,3 +129,22 @@ def test_discriminator_can_have_its_own_learning_rate():
     assert gan.learning_rates() == pytest.approx({"generator": 1e-4, "discriminator": 4e-4})
     same = CGAN(*build_models(ModelConfig("mlp", 8, 10, 8, 8)), lr=3e-4)
     assert same.learning_rates() == pytest.approx({"generator": 3e-4, "discriminator": 3e-4})
+
+
+def test_label_smoothing_lowers_only_the_real_target(mnist):
+    """BCE(t, z) = softplus(z) - t z, so with a real target of 1 - s, D's loss on the
+    same weights and batch is higher by s times the mean real logit; fakes keep 0."""
+    import keras
+
+    cfg = ModelConfig("dcgan", latent_dim=16, g_width=8, d_width=8)
+    batch = _batch(mnist, 32, latent_dim=16)
+    losses = {}
+    for smoothing in (0.0, 0.2):
+        keras.utils.set_random_seed(5)
+        gan = CGAN(*build_models(cfg), label_smoothing=smoothing)
+        real_logits = gan.discriminator([batch[0], batch[1]], training=True)
+        losses[smoothing] = float(gan.train_step(batch)["d_loss"])
+    assert gan.real_target == pytest.approx(0.8)
+    assert abs(float(np.mean(real_logits))) > 1e-3, "the check needs a logit away from 0"
+    assert losses[0.2] - losses[0.0] == pytest.approx(0.2 * float(np.mean(real_logits)),
+                                                      abs=1e-5)

@@ -173,3 +173,19 @@ def test_a_runs_options_give_its_model_config():
 
     cfg = validate_train_options({"arch": "mlp", "latent_dim": 12, "g_width": 20, "d_width": 24})
     assert model_config(cfg, 7) == ModelConfig("mlp", 12, 7, 20, 24, d_dropout=0.3)
+
+
+def test_a_runs_options_give_its_gan_options():
+    """The algorithm's options reach gan.CGAN by one mapping, for cgan-train and bench_speed."""
+    import inspect
+
+    from cgan_mnist.config import validate_train_options
+    from cgan_mnist.gan import CGAN
+    from cgan_mnist.training import gan_options
+
+    cfg = validate_train_options({"lr": 1e-4, "d_lr": 3e-4, "beta1": 0.4, "ema": 0.99,
+                                  "label_smoothing": 0.2})
+    options = gan_options(cfg)
+    assert options == {"lr": 1e-4, "d_lr": 3e-4, "beta1": 0.4, "ema": 0.99,
+                       "label_smoothing": 0.2}
+    assert set(options) <= set(inspect.signature(CGAN).parameters)
