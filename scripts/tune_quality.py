@@ -13,7 +13,8 @@ rebuilt from all of them under OUTDIR/ARCH, so variants can be run one at a
 time, or in parallel processes, and the table collects them all. A variant
 that was run before (same options, seed and sample count) is continued: its
 evaluated epochs are kept and its run resumes, so ``--epochs 60 --at 60``
-extends a 40-epoch run instead of starting it again.
+extends a 40-epoch run instead of starting it again, and ``--live`` at the
+run's last epoch adds the live weights' row without training.
 
     python scripts/tune_quality.py --arch dcgan --variant ema=0.999 --live --epochs 40 --at 10,20,40
     python scripts/tune_quality.py --arch dcgan --variant ema=0.999,d_lr=4e-4 --epochs 20 --at 20
@@ -114,24 +115,28 @@ def tune_variant(options: dict, args, dataset, evaluator) -> None:
         "variant": slug(options), "options": options, "seed": args.seed,
         "n_per_class": args.n_per_class, "rows": [], "commands": []}
     results["commands"].append("python scripts/tune_quality.py " + " ".join(sys.argv[1:]))
-    evaluated = {row["epoch"] for row in results["rows"]}
+    done = {(row["epoch"], row["generator"]) for row in results["rows"]}
+    last = max((row["epoch"] for row in results["rows"]), default=0)
     wall = max((row["wall_s"] for row in results["rows"]), default=0.0)
+    wanted = ["sampled"] + (["live"] if args.live and options.get("ema") else [])
     for epoch in args.at:
-        if epoch in evaluated:
+        missing = [which for which in wanted if (epoch, which) not in done]
+        if not missing:
             continue
-        if evaluated and epoch < max(evaluated):
+        if epoch < last:
             raise SystemExit(f"{slug(options)}: the run is past epoch {epoch} already "
-                             f"(evaluated up to {max(evaluated)}); ask for later epochs")
-        print(f"{slug(options)}: training to epoch {epoch}", flush=True)
-        wall += bench_quality.train_to(args.arch, epoch, args, outdir, options,
-                                       fresh=not results["rows"] and epoch == args.at[0])
-        generators = {"sampled": load_generator(outdir / "generator.keras")}
-        if args.live and options.get("ema"):
-            generators["live"] = live_generator(outdir)
-        for which, generator in generators.items():
+                             f"(evaluated up to {last}); ask for later epochs")
+        if epoch > last:  # at `last` the run's latest checkpoint is this epoch's: no training
+            print(f"{slug(options)}: training to epoch {epoch}", flush=True)
+            wall += bench_quality.train_to(args.arch, epoch, args, outdir, options,
+                                           fresh=not results["rows"] and epoch == args.at[0])
+            last, missing = epoch, wanted
+        generators = {"sampled": lambda: load_generator(outdir / "generator.keras"),
+                      "live": lambda: live_generator(outdir)}
+        for which in missing:
             print(f"{slug(options)}: evaluating epoch {epoch} ({which})", flush=True)
-            result = evaluation.evaluate(generator, dataset, args.n_per_class, args.seed,
-                                         evaluator=evaluator, real=False)
+            result = evaluation.evaluate(generators[which](), dataset, args.n_per_class,
+                                         args.seed, evaluator=evaluator, real=False)
             results["rows"].append({"epoch": epoch, "generator": which, "wall_s": wall,
                                     **summary(result["generator"])})
         outputs.write_json(results_path, results)

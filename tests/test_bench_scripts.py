@@ -102,3 +102,42 @@ def test_tuning_continues_an_earlier_run_of_the_same_variant(tmp_path, monkeypat
         run("--epochs", "25", "--at", "25")
     run("--seed", "2", "--epochs", "10", "--at", "10")  # another seed: a new run
     assert trained[-1] == (10, True)
+
+
+def test_tuning_adds_the_live_row_at_the_last_epoch_without_training(tmp_path, monkeypatch):
+    import json
+
+    import pytest
+
+    from cgan_mnist import evaluation, generate
+
+    tune = load("tune_quality")
+    trained, evaluated = [], []
+    monkeypatch.setattr(tune.bench_quality, "train_to",
+                        lambda arch, epoch, *a, **k: trained.append(epoch) or 60.0)
+    monkeypatch.setattr(generate, "load_generator", lambda path: "average")
+    monkeypatch.setattr(tune, "live_generator", lambda outdir: "live")
+    column = {"conditional_accuracy": 0.99, "frechet_distance": 3.0, "precision": 0.8,
+              "recall": 0.8, "parzen_log_likelihood": 200.0, "parzen_standard_error": 2.0,
+              "per_class_accuracy": [0.99] * 10}
+
+    def evaluate(generator, *a, **k):
+        evaluated.append(generator)
+        return {"generator": column}
+
+    monkeypatch.setattr(evaluation, "evaluate", evaluate)
+
+    def run(*argv):
+        args = tune.parse_args(["--variant", "ema=0.999", "--outdir", str(tmp_path), *argv])
+        tune.tune_variant(args.variants[0], args, dataset=None, evaluator=None)
+
+    run("--epochs", "20", "--at", "10,20")
+    run("--live", "--epochs", "20", "--at", "20")
+    assert trained == [10, 20] and evaluated == ["average", "average", "live"]
+    rows = json.loads((tmp_path / "dcgan" / "ema=0.999" / tune.RESULTS).read_text())["rows"]
+    assert [(r["epoch"], r["generator"], r["wall_s"]) for r in rows] == \
+        [(10, "sampled", 60), (20, "sampled", 120), (20, "live", 120)]
+    run("--live", "--epochs", "20", "--at", "20")  # nothing left to do
+    assert len(evaluated) == 3
+    with pytest.raises(SystemExit, match="past epoch 10"):  # its weights are gone
+        run("--live", "--epochs", "20", "--at", "10")
