@@ -95,7 +95,7 @@ def train_parser() -> argparse.ArgumentParser:
     add("--batch-size", type=_int, help=f"images per step (default {d.batch_size})")
     add("--latent-dim", type=_int, help=f"noise size (default {d.latent_dim})")
     add("--g-width", type=_int,
-        help="generator width (dcgan: channels at 14x14, default 32; mlp: first layer, 256)")
+        help="generator width (dcgan: channels at 14x14, default 64; mlp: first layer, 256)")
     add("--d-width", type=_int,
         help="discriminator width (dcgan: channels of the first conv, default 32; mlp: 256)")
     add("--d-dropout", type=_number,

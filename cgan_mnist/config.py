@@ -14,7 +14,7 @@ from .errors import UsageError
 ARCHS = ("mlp", "dcgan")  # mirrors models.ARCHS, kept here so the CLI need not import Keras
 DATASETS = ("mnist", "fashion_mnist")  # mirrors data.DATASETS; or the path of a .npz
 STRATEGIES = ("default", "mirrored", "multi-worker")
-DEFAULT_WIDTHS = {"dcgan": (32, 32), "mlp": (256, 256)}
+DEFAULT_WIDTHS = {"dcgan": (64, 32), "mlp": (256, 256)}  # (G, D); BENCHMARKS.md: why
 DEFAULT_D_DROPOUT = {"dcgan": 0.0, "mlp": 0.3}
 
 # Options that define the networks and the data stream: a resumed run must use

@@ -151,10 +151,12 @@ def columns(arch: str) -> list[tuple]:
     if arch == "mlp":
         rows.append(("widths 128/64, batch 256", True, 256, False,
                      {"g_width": 128, "d_width": 64}))
-    # Dropout in the dcgan's D, tried for quality (BENCHMARKS.md, "Tuning"): its
-    # random masks are what it costs.
+    # Tried for quality (BENCHMARKS.md, "Tuning"): dropout in the dcgan's D (its
+    # random masks are what it costs), and the old, narrower G that "now"
+    # (--g-width 64) replaced.
     if arch == "dcgan":
         rows.append(("--d-dropout 0.3", True, batch, False, {"d_dropout": 0.3}))
+        rows.append(("--g-width 32 (old default)", True, batch, False, {"g_width": 32}))
     return rows
 
 

@@ -7,7 +7,7 @@ from cgan_mnist.errors import UsageError
 def test_defaults_are_resolved_and_seed_recorded():
     cfg = validate_train_options({})
     assert cfg.arch == "dcgan" and cfg.epochs == 40 and cfg.batch_size == 64
-    assert (cfg.g_width, cfg.d_width) == (32, 32)
+    assert (cfg.g_width, cfg.d_width) == (64, 32)
     assert isinstance(cfg.seed, int) and 0 <= cfg.seed < 2**31
     assert validate_train_options({"arch": "mlp"}).g_width == 256
     assert cfg.ema == 0.999 and validate_train_options({"arch": "mlp"}).ema == 0.999
