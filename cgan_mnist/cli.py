@@ -345,6 +345,9 @@ def _train(argv) -> int:
     stored = _stored_config(args.outdir) if args.resume else None
     cfg = validate_train_options(given, stored)
     if args.dry_run:  # before TensorFlow, and before anything touches --outdir
+        from .training import check_outdir  # imports no TensorFlow
+
+        check_outdir(cfg)
         resolved = cfg.to_dict()
         if args.seed is None and not cfg.resume:  # the real run draws its own
             resolved["seed"] = None

@@ -196,13 +196,20 @@ def _quality_tracker(cfg: TrainConfig, paths: RunPaths, dataset, evaluator, log)
                                      cfg.seed, log)
 
 
-def _prepare_outdir(paths: RunPaths, cfg: TrainConfig) -> None:
+def check_outdir(cfg: TrainConfig) -> None:
+    """Refuse an --outdir that the run cannot start in; looks, touches nothing
+    (also what ``cgan-train --dry-run`` checks)."""
+    paths = RunPaths(Path(cfg.outdir))
     if paths.holds_run() and not (cfg.resume or cfg.overwrite):
         raise UserError(f"{paths.root} already holds a run; pass --resume to continue it, "
                         "--overwrite to replace it, or choose another --outdir")
     if cfg.resume and not paths.checkpoints.exists():
         raise UserError(f"--resume: no checkpoints in {paths.checkpoints}; "
                         "start a new run with --overwrite")
+
+
+def _prepare_outdir(paths: RunPaths, cfg: TrainConfig) -> None:
+    check_outdir(cfg)
     if cfg.overwrite:
         paths.remove_run()
     for folder in (paths.root, paths.generated, paths.plots):

@@ -211,6 +211,13 @@ def test_dry_run_prints_the_resolved_options_without_tensorflow_or_files(tmp_pat
     assert resolved["epochs"] == 9 and resolved["seed"] == stored["seed"] and resolved["resume"]
     assert {p: p.stat().st_mtime_ns for p in trained_run.rglob("*")} == before
 
+    # It refuses what the real run would refuse, and still touches nothing.
+    assert_one_line_error(run("train", "--outdir", trained_run, "--dry-run"), 1,
+                          "already holds a run")
+    assert_one_line_error(run("train", "--outdir", tmp_path, "--resume", "--dry-run"), 2,
+                          "no run to resume")
+    assert {p: p.stat().st_mtime_ns for p in trained_run.rglob("*")} == before
+
 
 def test_quiet_and_verbose_exclude_each_other():
     assert_one_line_error(run("train", "--quiet", "--verbose"), 2, "not allowed with")
