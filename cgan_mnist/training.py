@@ -18,6 +18,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from .errors import UserError
 
 SAMPLE_COLUMNS = 10  # fixed-noise grid: one row per class, this many columns
 CHECKPOINTS_KEPT = 3
+STEPS_IN_FLIGHT = 8  # training steps dispatched before the oldest one's losses are read
 
 
 class Interrupted(Exception):
@@ -328,20 +330,25 @@ class _Run:
     def _run_epoch(self, epoch: int, skip: int, signals, show_progress: bool) -> list[dict]:
         batches = self._batches(epoch, skip)
         bar = _ProgressBar(self.feeder.steps_per_epoch, epoch) if show_progress else None
-        pending = []
+        done: list[dict] = []
+        in_flight: deque = deque()
         for batch in batches:
-            pending.append(self.gan.train_step(batch))
+            in_flight.append(self.gan.train_step(batch))
+            # Reading a step's losses waits for it. Without that, memory grew by
+            # gigabytes within an epoch in some runs (one was killed at 24 GB),
+            # so at most STEPS_IN_FLIGHT steps run unread.
+            if len(in_flight) > STEPS_IN_FLIGHT:
+                done.append(_floats(in_flight.popleft()))
             if bar:
-                bar.update(skip + len(pending))
+                bar.update(skip + len(done) + len(in_flight))
             if signals.received:
                 break
         if bar:
             bar.close()
+        done += [_floats(metrics) for metrics in in_flight]
         first = int(self.step.numpy()) + 1
-        self.step.assign_add(len(pending))  # once per epoch, not a TF op on every step
-        return [{"step": first + i, "epoch": epoch,
-                 **{k: float(v) for k, v in metrics.items()}}
-                for i, metrics in enumerate(pending)]
+        self.step.assign_add(len(done))  # once per epoch, not a TF op on every step
+        return [{"step": first + i, "epoch": epoch, **metrics} for i, metrics in enumerate(done)]
 
     def _to_board(self, rows: list[dict], seconds: float) -> None:
         """The epoch's steps, speed and learning rates to TensorBoard (nothing without it)."""
@@ -488,6 +495,10 @@ class _ProgressBar:
     def close(self) -> None:
         sys.stderr.write("\r" + " " * (self.width + 40) + "\r")
         sys.stderr.flush()
+
+
+def _floats(metrics: dict) -> dict:
+    return {k: float(v) for k, v in metrics.items()}
 
 
 def _clock(seconds: float) -> str:
