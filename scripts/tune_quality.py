@@ -14,7 +14,8 @@ time, or in parallel processes, and the table collects them all. A variant
 that was run before (same options, seed and sample count) is continued: its
 evaluated epochs are kept and its run resumes, so ``--epochs 60 --at 60``
 extends a 40-epoch run instead of starting it again, and ``--live`` at the
-run's last epoch adds the live weights' row without training.
+run's last epoch adds the live weights' row without training. A run that was
+stopped before its first evaluation resumes from its last checkpoint.
 
     python scripts/tune_quality.py --arch dcgan --variant ema=0.999 --live --epochs 40 --at 10,20,40
     python scripts/tune_quality.py --arch dcgan --variant ema=0.999,d_lr=4e-4 --epochs 20 --at 20
@@ -128,8 +129,8 @@ def tune_variant(options: dict, args, dataset, evaluator) -> None:
                              f"(evaluated up to {last}); ask for later epochs")
         if epoch > last:  # at `last` the run's latest checkpoint is this epoch's: no training
             print(f"{slug(options)}: training to epoch {epoch}", flush=True)
-            wall += bench_quality.train_to(args.arch, epoch, args, outdir, options,
-                                           fresh=not results["rows"] and epoch == args.at[0])
+            fresh = not results["rows"] and not interrupted_run(outdir, options, args)
+            wall += bench_quality.train_to(args.arch, epoch, args, outdir, options, fresh=fresh)
             last, missing = epoch, wanted
         generators = {"sampled": lambda: load_generator(outdir / "generator.keras"),
                       "live": lambda: live_generator(outdir)}
@@ -140,6 +141,17 @@ def tune_variant(options: dict, args, dataset, evaluator) -> None:
             results["rows"].append({"epoch": epoch, "generator": which, "wall_s": wall,
                                     **summary(result["generator"])})
         outputs.write_json(results_path, results)
+
+
+def interrupted_run(outdir: Path, options: dict, args) -> bool:
+    """Whether ``outdir`` holds a checkpointed run of this variant that stopped before
+    its first evaluation (killed, or stopped by a signal): it is resumed, not restarted."""
+    path = outdir / "config.json"
+    if not path.exists() or not any(outdir.glob("checkpoints/*.index")):
+        return False
+    stored = json.loads(path.read_text())
+    wanted = {**options, "arch": args.arch, "seed": args.seed, "limit": args.limit}
+    return all(stored.get(key) == value for key, value in wanted.items())
 
 
 def earlier_results(path: Path, options: dict, args) -> dict | None:

@@ -141,3 +141,24 @@ def test_tuning_adds_the_live_row_at_the_last_epoch_without_training(tmp_path, m
     assert len(evaluated) == 3
     with pytest.raises(SystemExit, match="past epoch 10"):  # its weights are gone
         run("--live", "--epochs", "20", "--at", "10")
+
+
+def test_tuning_resumes_a_run_stopped_before_its_first_evaluation(tmp_path):
+    """A variant's run killed mid-way has a config.json and checkpoints but no results:
+    it is resumed, unless it was made with other options or another seed."""
+    import json
+
+    tune = load("tune_quality")
+    args = tune.parse_args(["--variant", "ema=0.999,label_smoothing=0.1", "--epochs", "10"])
+    options = args.variants[0]
+    outdir = tmp_path / "run"
+    assert not tune.interrupted_run(outdir, options, args)  # nothing there
+    (outdir / "checkpoints").mkdir(parents=True)
+    stored = {"arch": "dcgan", "seed": 1, "limit": None, "ema": 0.999, "label_smoothing": 0.1}
+    (outdir / "config.json").write_text(json.dumps(stored))
+    assert not tune.interrupted_run(outdir, options, args)  # no checkpoint yet
+    (outdir / "checkpoints" / "ckpt-4685.index").write_bytes(b"")
+    assert tune.interrupted_run(outdir, options, args)
+    for change in ({"seed": 2}, {"label_smoothing": 0.2}, {"arch": "mlp"}):
+        (outdir / "config.json").write_text(json.dumps({**stored, **change}))
+        assert not tune.interrupted_run(outdir, options, args), change
