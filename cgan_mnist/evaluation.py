@@ -294,6 +294,11 @@ class Reference:
     parzen_test: np.ndarray | None   # pixels of the whole test set: the reported likelihood
 
 
+def evaluation_rng(seed: int) -> np.random.Generator:
+    """The random draws of an evaluation at ``seed`` (real images, reference, Parzen subsample)."""
+    return np.random.default_rng([seed, 0xE7A1])
+
+
 def build_reference(dataset: data.Dataset, evaluator: Evaluator, n_per_class: int,
                     rng: np.random.Generator, parzen: bool) -> Reference:
     test = dataset.test
@@ -372,7 +377,7 @@ def evaluate(generator, dataset: data.Dataset, n_per_class: int = 1000, seed: in
     """
     require_full_training_set(dataset)
     classes = dataset.num_classes
-    rng = np.random.default_rng([seed, 0xE7A1])
+    rng = evaluation_rng(seed)
     log("measuring: the real test reference")
     reference = build_reference(dataset, evaluator, n_per_class, rng, parzen)
     log(f"measuring: {n_per_class * classes:,} samples")
@@ -515,7 +520,7 @@ class QualityTracker:
         self.evaluator, self.csv_path, self.plot_path = evaluator, csv_path, plot_path
         self.seed, self.log, self.n_per_class = seed, log, n_per_class
         self.num_classes = dataset.num_classes
-        rng = np.random.default_rng([seed, 0xE7A1])
+        rng = evaluation_rng(seed)
         self.reference = build_reference(dataset, evaluator, n_per_class, rng, parzen=False)
         self.rows: list[dict] = []
         log(f"quality every few epochs: evaluator test accuracy {_percent(evaluator.test_accuracy)}"

@@ -162,3 +162,22 @@ def test_tuning_resumes_a_run_stopped_before_its_first_evaluation(tmp_path):
     for change in ({"seed": 2}, {"label_smoothing": 0.2}, {"arch": "mlp"}):
         (outdir / "config.json").write_text(json.dumps({**stored, **change}))
         assert not tune.interrupted_run(outdir, options, args), change
+
+
+def test_reference_spread_draws_the_reference_as_cgan_eval_does(monkeypatch, capsys, mnist,
+                                                                 tiny_evaluator, trained_run):
+    """The script's real-data Fréchet distance at seed S is cgan-eval's at --seed S."""
+    from cgan_mnist import data, evaluation
+    from cgan_mnist.generate import load_generator
+
+    spread = load("fd_reference_spread")
+    assert spread.parse_seeds("2-4") == [2, 3, 4] and spread.parse_seeds("0,7") == [0, 7]
+    monkeypatch.setattr(data, "load", lambda name, folder: mnist)
+    monkeypatch.setattr(evaluation, "load_or_train", lambda dataset: tiny_evaluator)
+    spread.main(["--seeds", "0-1", "--n-per-class", "20"])
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("seed")]
+    generator = load_generator(trained_run / "generator.keras")
+    for seed, line in zip((0, 1), printed, strict=True):
+        result = evaluation.evaluate(generator, mnist, 20, seed, evaluator=tiny_evaluator)
+        assert line.endswith(f"{result['real']['frechet_distance']:.3f}")
+    assert printed[0] != printed[1]
