@@ -120,6 +120,8 @@ def tune_variant(options: dict, args, dataset, evaluator) -> None:
     last = max((row["epoch"] for row in results["rows"]), default=0)
     wall = max((row["wall_s"] for row in results["rows"]), default=0.0)
     wanted = ["sampled"] + (["live"] if args.live and options.get("ema") else [])
+    generators = {"sampled": lambda: load_generator(outdir / "generator.keras"),
+                  "live": lambda: live_generator(outdir)}  # loaded when evaluated
     for epoch in args.at:
         missing = [which for which in wanted if (epoch, which) not in done]
         if not missing:
@@ -132,8 +134,6 @@ def tune_variant(options: dict, args, dataset, evaluator) -> None:
             fresh = not results["rows"] and not interrupted_run(outdir, options, args)
             wall += bench_quality.train_to(args.arch, epoch, args, outdir, options, fresh=fresh)
             last, missing = epoch, wanted
-        generators = {"sampled": lambda: load_generator(outdir / "generator.keras"),
-                      "live": lambda: live_generator(outdir)}
         for which in missing:
             print(f"{slug(options)}: evaluating epoch {epoch} ({which})", flush=True)
             result = evaluation.evaluate(generators[which](), dataset, args.n_per_class,
