@@ -258,9 +258,8 @@ def validate_generate_args(args: argparse.Namespace, class_names=None):
 
 def validate_eval_args(args: argparse.Namespace):
     """Check cgan-eval's arguments; return an EvalRequest or raise UsageError."""
-    from .evaluation import EvalRequest
+    from .evaluation import request_for
     from .generate import model_path
-    from .training import RunPaths
 
     if not 1 <= args.n_per_class <= MAX_SAMPLES:
         raise UsageError(f"--n-per-class must be in 1..{MAX_SAMPLES}, got {args.n_per_class}")
@@ -268,42 +267,32 @@ def validate_eval_args(args: argparse.Namespace):
         raise UsageError(f"--seed must be in 0..{2**31 - 1}, got {args.seed}")
     if args.json is not None and not args.json.lower().endswith(".json"):
         raise UsageError(f"--json must name a .json file, got {args.json!r}")
-    model = model_path(args.outdir, args.model)
-    return EvalRequest(model, args.n_per_class, args.seed,
-                       Path(args.json) if args.json else None,
-                       RunPaths(model.parent).confusion_plot, args.data_dir)
-
-
-def _stored_config(outdir: str | None) -> dict | None:
-    path = Path(outdir or ".") / "config.json"
-    if not path.is_file():
-        return None
-    try:
-        stored = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise UserError(f"cannot read {path} ({err}); it is damaged: "
-                        "start a new run with --overwrite") from None
-    if not isinstance(stored, dict):
-        raise UserError(f"{path} is not a cgan-train config; start a new run with --overwrite")
-    return stored
+    return request_for(model_path(args.outdir, args.model), args.n_per_class, args.seed,
+                       Path(args.json) if args.json else None, args.data_dir)
 
 
 # --- entry points --------------------------------------------------------------------
 
 
 def _run(prog: str, body, argv) -> int:
-    """Run a command body, turning every expected failure into one line and an exit code."""
+    """Run a command body, turning every expected failure into one line and an exit code.
+
+    In a real process (``argv`` None) nothing may follow that line: TensorFlow's
+    messages at interpreter exit are silenced by closing stderr behind it."""
     try:
         return body(argv)
     except UserError as err:
-        print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
-        return err.exit_code
+        message, code = _one_line(err), err.exit_code
     except OSError as err:
-        print(f"{prog}: error: {_one_line(_os_error_message(err))}", file=sys.stderr)
-        return 1
+        message, code = _one_line(_os_error_message(err)), 1
+    except MemoryError:
+        message, code = "out of memory; lower the sizes asked for (--n, --batch-size, widths)", 1
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+        message, code = "interrupted", 130
+    print(f"{prog}: {'error: ' if code != 130 else ''}{message}", file=sys.stderr, flush=True)
+    if argv is None:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+    return code
 
 
 def _os_error_message(err: OSError) -> str:
@@ -340,14 +329,15 @@ def _start_tensorflow() -> str:
 
 
 def _train(argv) -> int:
+    from . import run_folder
+
     args = train_parser().parse_args(argv)
     given = vars(args)
-    stored = _stored_config(args.outdir) if args.resume else None
+    stored = run_folder.read_config(args.outdir or ".") if args.resume else None
     cfg = validate_train_options(given, stored)
     if args.dry_run:  # before TensorFlow, and before anything touches --outdir
-        from .training import check_outdir  # imports no TensorFlow
-
-        check_outdir(cfg)
+        run_folder.check_outdir(run_folder.RunPaths(cfg.outdir), resume=cfg.resume,
+                                overwrite=cfg.overwrite)
         resolved = cfg.to_dict()
         if args.seed is None and not cfg.resume:  # the real run draws its own
             resolved["seed"] = None
@@ -381,10 +371,12 @@ def _train(argv) -> int:
 
 
 def _generate(argv) -> int:
-    args = generate_parser().parse_args(argv)
-    from .generate import model_path, read_class_names
+    from . import run_folder
+    from .generate import model_path
 
-    request = validate_generate_args(args, read_class_names(model_path(args.outdir, args.model)))
+    args = generate_parser().parse_args(argv)
+    stored = run_folder.read_config(model_path(args.outdir, args.model).parent)
+    request = validate_generate_args(args, run_folder.class_names(stored))
     _start_tensorflow()
     from .generate import generate
 
@@ -398,16 +390,19 @@ def _eval(argv) -> int:
     args = eval_parser().parse_args(argv)
     request = validate_eval_args(args)
     device = _start_tensorflow()
-    from .evaluation import format_report, run
+    from . import evaluation
+    from .report import format_report
 
-    print(f"cgan-eval: {request.model}, {request.n_per_class} samples per digit, "
-          f"seed {request.seed}, on {device}", flush=True)
-    result, written = run(request, log=lambda line: print(line, flush=True))
-    print()
-    print(format_report(result))
-    print()
-    for path in written:
-        print(f"wrote {path}")
+    def say(line):
+        print(line, flush=True)
+
+    say(f"cgan-eval: {request.model} on {request.dataset}, {request.n_per_class} samples per "
+        f"class, seed {request.seed}, on {device}")
+    result = evaluation.run(request, log=say)
+    say(f"\n{format_report(result)}\n")  # the numbers first: nothing after this can lose them
+    for path in evaluation.write_json(request, result) + evaluation.write_extras(request, result,
+                                                                                 say):
+        say(f"wrote {path}")
     return 0
 
 

@@ -6,6 +6,8 @@ so argument errors are reported instantly and the checks are easy to test.
 
 from __future__ import annotations
 
+import math
+import os
 import secrets
 from dataclasses import asdict, dataclass, fields
 
@@ -61,16 +63,44 @@ class TrainConfig:
 
 
 OPTION_NAMES = tuple(f.name for f in fields(TrainConfig))
+_STR = ("dataset", "arch", "outdir", "strategy", "data_dir")
+_INT = ("epochs", "batch_size", "latent_dim", "g_width", "d_width", "limit", "sample_interval",
+        "checkpoint_interval", "eval_interval", "seed")
+_FLOAT = ("d_dropout", "lr", "d_lr", "beta1", "ema", "label_smoothing")
+_BOOL = ("xla", "mixed_precision", "resume", "overwrite", "tensorboard")
+# Sizes past these are typos, not experiments; the memory estimate below bounds their products.
+UPPER_LIMITS = {"epochs": 100_000, "batch_size": 65_536, "latent_dim": 4096, "g_width": 4096,
+                "d_width": 4096, "lr": 1.0, "d_lr": 1.0}
 
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _check_types(options: dict) -> None:
+    """Each option of the right type, every number finite: a config.json edited by hand,
+    or a caller of the Python API, gets the same one-line error as the command line."""
+    for name, value in options.items():
+        if value is None:
+            continue
+        if name in _BOOL:
+            ok, kind = isinstance(value, bool), "true or false"
+        elif name in _INT:
+            ok, kind = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+        elif name in _FLOAT:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok, kind = ok and math.isfinite(value), "a finite number"
+        else:
+            ok, kind = isinstance(value, str), "a string"
+        if not ok:
+            raise UsageError(f"{_flag(name)} must be {kind}, got {value!r}")
+
+
 def _check_range(options: dict, name: str, low=None, high=None, *, positive=False):
     value = options.get(name)
     if value is None:
         return
+    high = UPPER_LIMITS.get(name) if high is None else high
     if positive and not value > 0:
         raise UsageError(f"{_flag(name)} must be positive, got {value}")
     if low is not None and value < low:
@@ -96,6 +126,7 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
     resume are refused when they differ. Raises UsageError naming the flag.
     """
     given = {k: v for k, v in given.items() if v is not None and k in OPTION_NAMES}
+    _check_types(given)
     if given.get("resume") and given.get("overwrite"):
         raise UsageError("--resume and --overwrite contradict each other; give one of them")
     if given.get("resume"):
@@ -104,8 +135,13 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
                              "(no config.json); start a new run without --resume")
         stored = {**BEFORE_OPTION,
                   "d_dropout": D_DROPOUT_BEFORE_OPTION.get(stored.get("arch"), 0.0), **stored}
-        _refuse_changes(given, stored)
         base = {k: stored[k] for k in OPTION_NAMES if k in stored}
+        try:
+            _check_types(base)
+        except UsageError as err:
+            raise UsageError(f"--resume: the run's config.json is damaged: {err}; restore it "
+                             "from a backup") from None
+        _refuse_changes(given, base)
         given = {**base, "resume": True, "overwrite": False, **given}
 
     for name, low in (("epochs", 1), ("batch_size", 1), ("latent_dim", 1), ("g_width", 1),
@@ -143,7 +179,49 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
         given["d_dropout"] = DEFAULT_D_DROPOUT[arch]
     if given.get("seed") is None:
         given["seed"] = secrets.randbelow(2**31)
-    return TrainConfig(**given)
+    cfg = TrainConfig(**given)
+    check_memory(cfg)
+    return cfg
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM of this machine; None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def estimated_memory(cfg: TrainConfig) -> int:
+    """A generous estimate of the bytes a run's networks and one step need.
+
+    Parameters (times 6: weights, two Adam moments, gradients, the average,
+    slack) and each image's activations (times 8: kept for the backward pass,
+    their gradients, real and fake through D), all float32. MNIST itself
+    (about 0.2 GB as float32) is not counted.
+    """
+    g, d, z, k = cfg.g_width or 1, cfg.d_width or 1, cfg.latent_dim, 100  # k: classes, at most
+    if cfg.arch == "mlp":
+        params = (z + k) * g + 2 * g * g + 8 * g * g + 4 * g * 784 \
+            + (784 + k) * 4 * d + 8 * d * d + d * (1 + k)
+        activations = 7 * g + 784 + 7 * d
+    else:
+        params = (z + k) * 98 * g + 32 * g * g + 16 * g + 16 * (1 + k) * d + 32 * d * d \
+            + 49 * 2 * d * (1 + k)
+        activations = 98 * g + 196 * g + 784 + 196 * d + 98 * d
+    return 4 * (6 * params + 8 * activations * cfg.batch_size)
+
+
+def check_memory(cfg: TrainConfig, available: int | None = None) -> None:
+    """Refuse sizes whose product needs more memory than the machine has, before any
+    allocation (TensorFlow on a CPU would otherwise be killed by the kernel)."""
+    available = physical_memory() if available is None else available
+    need = estimated_memory(cfg)
+    if available and need > available:
+        raise UsageError(
+            f"--batch-size {cfg.batch_size}, --latent-dim {cfg.latent_dim}, --g-width "
+            f"{cfg.g_width} and --d-width {cfg.d_width} would need about {need / 2**30:.0f} GiB "
+            f"of memory; this machine has {available / 2**30:.0f} GiB: lower them")
 
 
 def _refuse_changes(given: dict, stored: dict) -> None:

@@ -13,9 +13,6 @@ MultiWorkerMirroredStrategy requires, and delete it at the end.
 
 from __future__ import annotations
 
-import json
-import os
-
 
 def make_strategy(name: str):
     import tensorflow as tf
@@ -38,12 +35,6 @@ def is_chief(strategy) -> bool:
     return resolver.task_type == "chief" or (
         resolver.task_type == "worker" and resolver.task_id == 0
         and "chief" not in resolver.cluster_spec().as_dict())
-
-
-def worker_label() -> str:
-    """'worker N' from TF_CONFIG, for messages; '' when not in a cluster."""
-    task = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}").get("task", {})
-    return f"{task.get('type', 'worker')} {task.get('index', 0)}" if task else ""
 
 
 def mixed_precision_policy(enabled: bool) -> str | None:

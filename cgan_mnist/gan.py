@@ -30,7 +30,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-STEP_METRICS = ("d_loss", "g_loss", "d_real", "d_fake")
+from .run_folder import STEP_METRICS
 
 
 def with_noise(batches: tf.data.Dataset, latent_dim: int, seed: int,
@@ -125,12 +125,9 @@ class CGAN:
             g_scaled = _scaled(self.g_optimizer, g_loss)
         _apply(self.g_optimizer, tape, g_scaled, self.generator.trainable_variables)
 
-        return {
-            "d_loss": d_loss,
-            "g_loss": g_loss,
-            "d_real": self._mean(tf.sigmoid(real_logits)[:, 0]),
-            "d_fake": self._mean(tf.sigmoid(fake_logits)[:, 0]),
-        }
+        d_real = self._mean(tf.sigmoid(real_logits)[:, 0])
+        d_fake = self._mean(tf.sigmoid(fake_logits)[:, 0])
+        return dict(zip(STEP_METRICS, (d_loss, g_loss, d_real, d_fake)))
 
     @property
     def sampler(self) -> keras.Model:

@@ -10,12 +10,11 @@ Three modes, all from fixed seeds so the same request gives the same files:
   points and back to the first (spherical interpolation), so the GIF loops.
 
 Images go to PNG/GIF (optionally enlarged ``scale`` times, nearest neighbour),
-arrays to .npz. Class names come from the run's config.json (``class_names``).
+arrays to .npz. Class names come from the run's config.json (``run_folder.class_names``).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -32,7 +31,6 @@ INTERPOLATION_STEPS = 10  # frames from A to B (both ends included)
 WALK_POINTS = 4           # random noise points a latent walk passes through
 WALK_FRAMES_PER_LEG = 12  # frames between two of them
 SECONDS_PER_FRAME = {"interpolate": 0.15, "latent_walk": 0.08}
-MODES = ("draw", "interpolate", "latent_walk")
 MAX_ANIMATED = 100  # --interpolate / --latent-walk: rows (walks) per frame
 MAX_SCALE = 16      # --scale
 
@@ -55,23 +53,6 @@ def model_path(outdir: str | None, model: str | None) -> Path:
     return Path(model) if model else Path(outdir or ".") / "generator.keras"
 
 
-def read_class_names(model: Path) -> tuple[str, ...] | None:
-    """The class names recorded by cgan-train in the config.json beside ``model``.
-
-    None when there is no readable config.json or it predates class names;
-    plain JSON, so cgan-generate can check ``--digit NAME`` before TensorFlow loads.
-    """
-    path = Path(model).parent / "config.json"
-    try:
-        stored = json.loads(path.read_text())
-        names = stored["run"]["data"]["class_names"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        return None
-    return tuple(names)
-
-
 def class_of(text, names, flag: str = "--digit", allow_all: bool = True) -> tuple[int, str]:
     """A class given by number or by name -> (its index, a file-name-safe spelling of it).
 
@@ -82,11 +63,16 @@ def class_of(text, names, flag: str = "--digit", allow_all: bool = True) -> tupl
     from .data import normalize_class_name
 
     text = str(text).strip()
-    if text.isascii() and text.isdigit() and int(text) < len(names):
-        return int(text), str(int(text))
-    wanted = normalize_class_name(text)
+    if re.fullmatch(r"[+-]?[0-9]+", text):  # a number is a class index, never a name
+        if text.isdigit() and int(text) < len(names):
+            return int(text), str(int(text))
+        wanted = ""
+    else:
+        wanted = normalize_class_name(text)
     for index, name in enumerate(names):
         full = normalize_class_name(name)
+        if full.isdigit():  # numbered classes answer to their number only ("_3_" is no 3)
+            continue
         if wanted and wanted in {full, *(normalize_class_name(p) for p in name.split("/"))}:
             return index, re.sub(r"[^a-z0-9]+", "_", full).strip("_") or str(index)
     choices = f"0..{len(names) - 1}"

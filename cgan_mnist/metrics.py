@@ -150,12 +150,6 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[fl
 # --- Parzen-window log-likelihood -------------------------------------------------------
 
 
-def logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
-    """log(sum(exp(a))) along ``axis``, without overflow or underflow."""
-    top = np.max(a, axis=axis, keepdims=True)
-    return np.squeeze(top, axis) + np.log(np.sum(np.exp(a - top), axis=axis))
-
-
 def parzen_log_likelihoods(x: np.ndarray, centers: np.ndarray, sigmas) -> np.ndarray:
     """log p(x) under a Gaussian Parzen window on ``centers``, for each sigma.
 
@@ -167,7 +161,7 @@ def parzen_log_likelihoods(x: np.ndarray, centers: np.ndarray, sigmas) -> np.nda
     out = np.empty((len(sigmas), len(x)))
     for start, block in squared_distance_blocks(x, centers):
         for i, sigma in enumerate(sigmas):
-            out[i, start:start + len(block)] = logsumexp(-block / (2 * sigma**2), axis=1)
+            out[i, start:start + len(block)] = np.logaddexp.reduce(-block / (2 * sigma**2), axis=1)
     dim = np.asarray(centers).shape[1]
     normaliser = np.log(len(centers)) + dim / 2 * np.log(2 * np.pi * sigmas**2)
     return out - normaliser[:, None]

@@ -1,5 +1,5 @@
-"""Files a run writes: image grids, PNGs, the GIF, the loss plot, history, config,
-quality.csv and the quality plots.
+"""Image and plot files: grids, PNGs, GIFs, .npz samples, the loss, quality and
+confusion plots; and the atomic writes every file of the project goes through.
 
 Every file is written whole: to a temporary name in the same folder, then
 renamed over the target, so a crash or kill never leaves half a file and the
@@ -10,7 +10,6 @@ imports TensorFlow; images arrive as NumPy arrays with values in [-1, 1].
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import json
 import os
@@ -100,7 +99,7 @@ def upscale(image: np.ndarray, factor: int) -> np.ndarray:
     """Nearest-neighbour enlargement: every pixel becomes a ``factor`` x ``factor`` block."""
     if factor == 1:
         return image
-    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+    return np.kron(image, np.ones((factor, factor), dtype=image.dtype))
 
 
 def label_rows(grid: np.ndarray, names, cell: int = 28, pad: int = GRID_PAD,
@@ -153,11 +152,6 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     return write_bytes(path, encode_png(image))
 
 
-def save_grid(path: str | os.PathLike, images: np.ndarray, cols: int,
-              value_range=VALUE_RANGE) -> Path:
-    return save_png(path, make_grid(images, cols, value_range))
-
-
 def save_gif(path: str | os.PathLike, frames: list[np.ndarray], seconds_per_frame: float = 0.4,
              hold_last: int = 4) -> Path:
     """Animate equal-sized uint8 frames; the last one is shown a little longer."""
@@ -187,32 +181,7 @@ def write_npz(path: str | os.PathLike, **arrays) -> Path:
     return write_bytes(path, buffer.getvalue())
 
 
-# --- history and the loss plot ------------------------------------------------
-
-
-HISTORY_FIELDS = ("step", "epoch", "d_loss", "g_loss", "d_real", "d_fake")
-
-
-def write_history(path: str | os.PathLike, rows: list[dict]) -> Path:
-    return write_csv(path, HISTORY_FIELDS, rows)
-
-
-def write_csv(path: str | os.PathLike, fields: tuple[str, ...], rows: list[dict]) -> Path:
-    """Rows as CSV with a header; floats with 6 significant digits."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k])
-                         for k in fields})
-    return write_text(path, out.getvalue())
-
-
-def read_history(path: str | os.PathLike) -> list[dict]:
-    with open(path, newline="") as f:
-        return [{"step": int(r["step"]), "epoch": int(r["epoch"]),
-                 **{k: float(r[k]) for k in HISTORY_FIELDS[2:]}}
-                for r in csv.DictReader(f)]
+# --- the loss plot ----------------------------------------------------------
 
 
 def smooth(values: np.ndarray, weight: float | None = None) -> np.ndarray:
@@ -233,14 +202,10 @@ def smooth(values: np.ndarray, weight: float | None = None) -> np.ndarray:
 
 def plot_losses(path: str | os.PathLike, rows: list[dict]) -> Path:
     """G and D losses per step (raw, faint; smoothed, solid) with epoch means (dots)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     steps = np.array([r["step"] for r in rows])
     epochs = np.array([r["epoch"] for r in rows])
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    fig = _figure(figsize=(8, 4.5))
+    ax = fig.subplots()
     for key, name, color in (("d_loss", "D loss", "tab:blue"), ("g_loss", "G loss", "tab:orange")):
         values = np.array([r[key] for r in rows])
         ax.plot(steps, values, color=color, alpha=0.2, linewidth=0.6)
@@ -253,53 +218,32 @@ def plot_losses(path: str | os.PathLike, rows: list[dict]) -> Path:
     ax.set_title("cGAN losses")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize="small")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return write_bytes(path, buffer.getvalue())
+    return save_figure(path, fig)
 
 
-# --- sample quality: quality.csv, its plot, the confusion heat map -------------
+def _figure(figsize):
+    """A matplotlib Figure of its own: no pyplot, so no global state and no GUI backend."""
+    from matplotlib.figure import Figure
 
-
-QUALITY_FIELDS = ("epoch", "step", "conditional_accuracy", "frechet_distance",
-                  "frechet_distance_class_mean", "classifier_score", "precision", "recall")
-
-
-def write_quality(path: str | os.PathLike, rows: list[dict]) -> Path:
-    return write_csv(path, QUALITY_FIELDS, rows)
-
-
-def read_quality(path: str | os.PathLike) -> list[dict]:
-    with open(path, newline="") as f:
-        return [{"epoch": int(r["epoch"]), "step": int(r["step"]),
-                 **{k: float(r[k]) for k in QUALITY_FIELDS[2:]}}
-                for r in csv.DictReader(f)]
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=figsize, dpi=100)
 
 
 def save_figure(path: str | os.PathLike, fig) -> Path:
-    """Render a matplotlib figure to PNG, write it atomically, close the figure."""
+    """Lay out a matplotlib figure, render it to PNG and write it atomically."""
+    fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    _pyplot().close(fig)
     return write_bytes(path, buffer.getvalue())
+
+
+# --- sample quality: its plot over a run, the confusion heat map ---------------
 
 
 def plot_quality(path: str | os.PathLike, rows: list[dict]) -> Path:
     """Conditional accuracy and Fréchet distance (log scale) over the epochs of a run."""
-    plt = _pyplot()
     epochs = [r["epoch"] for r in rows]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    fig = _figure(figsize=(10, 4))
+    left, right = fig.subplots(1, 2)
     left.plot(epochs, [100 * r["conditional_accuracy"] for r in rows], "o-", color="tab:green")
     left.set_ylabel("conditional accuracy (%)")
     left.set_ylim(0, 100)
@@ -314,16 +258,15 @@ def plot_quality(path: str | os.PathLike, rows: list[dict]) -> Path:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     fig.suptitle("sample quality during training")
-    fig.tight_layout()
     return save_figure(path, fig)
 
 
 def plot_confusion(path: str | os.PathLike, confusion) -> Path:
     """Heat map of the share of each asked-for digit (row) given each class (column)."""
-    plt = _pyplot()
     counts = np.asarray(confusion, dtype=np.float64)
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(6.5, 5.5), dpi=100)
+    fig = _figure(figsize=(6.5, 5.5))
+    ax = fig.subplots()
     image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
     for (row, col), share in np.ndenumerate(shares):
         if share >= 0.005:
@@ -338,5 +281,4 @@ def plot_confusion(path: str | os.PathLike, confusion) -> Path:
     accuracy = np.trace(counts) / max(counts.sum(), 1)
     ax.set_title(f"conditional accuracy {100 * accuracy:.2f}% (cells: % of the row)")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the row")
-    fig.tight_layout()
     return save_figure(path, fig)

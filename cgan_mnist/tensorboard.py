@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from . import outputs
+from .run_folder import STEP_METRICS
 
-STEP_TAGS = {"d_loss": "loss/d_loss", "g_loss": "loss/g_loss",
-             "d_real": "D/d_real", "d_fake": "D/d_fake"}
+STEP_TAGS = {name: f"{'loss' if name.endswith('_loss') else 'D'}/{name}" for name in STEP_METRICS}
 DESCRIPTIONS = {
     "loss/d_loss": "discriminator loss (binary cross-entropy, real + fake), per step",
     "loss/g_loss": "generator loss (non-saturating binary cross-entropy), per step",
