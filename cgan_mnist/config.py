@@ -130,19 +130,7 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
     if given.get("resume") and given.get("overwrite"):
         raise UsageError("--resume and --overwrite contradict each other; give one of them")
     if given.get("resume"):
-        if stored is None:
-            raise UsageError("--resume: no run to resume in the output folder "
-                             "(no config.json); start a new run without --resume")
-        stored = {**BEFORE_OPTION,
-                  "d_dropout": D_DROPOUT_BEFORE_OPTION.get(stored.get("arch"), 0.0), **stored}
-        base = {k: stored[k] for k in OPTION_NAMES if k in stored}
-        try:
-            _check_types(base)
-        except UsageError as err:
-            raise UsageError(f"--resume: the run's config.json is damaged: {err}; restore it "
-                             "from a backup") from None
-        _refuse_changes(given, base)
-        given = {**base, "resume": True, "overwrite": False, **given}
+        given = _resumed(given, stored)
 
     for name, low in (("epochs", 1), ("batch_size", 1), ("latent_dim", 1), ("g_width", 1),
                       ("d_width", 1), ("limit", 1), ("sample_interval", 1),
@@ -222,6 +210,23 @@ def check_memory(cfg: TrainConfig, available: int | None = None) -> None:
             f"--batch-size {cfg.batch_size}, --latent-dim {cfg.latent_dim}, --g-width "
             f"{cfg.g_width} and --d-width {cfg.d_width} would need about {need / 2**30:.0f} GiB "
             f"of memory; this machine has {available / 2**30:.0f} GiB: lower them")
+
+
+def _resumed(given: dict, stored: dict | None) -> dict:
+    """The options of a resumed run: the stored ones, overridden by those given that may change."""
+    if stored is None:
+        raise UsageError("--resume: no run to resume in the output folder "
+                         "(no config.json); start a new run without --resume")
+    stored = {**BEFORE_OPTION,
+              "d_dropout": D_DROPOUT_BEFORE_OPTION.get(stored.get("arch"), 0.0), **stored}
+    base = {k: stored[k] for k in OPTION_NAMES if k in stored}
+    try:
+        _check_types(base)
+    except UsageError as err:
+        raise UsageError(f"--resume: the run's config.json is damaged: {err}; restore it "
+                         "from a backup") from None
+    _refuse_changes(given, base)
+    return {**base, "resume": True, "overwrite": False, **given}
 
 
 def _refuse_changes(given: dict, stored: dict) -> None:

@@ -13,6 +13,9 @@ run never touches a folder that holds another run. Each addition rewrites the
 file whole through ``outputs.write_text`` (temporary file, then rename): a
 crash never leaves half a line, and the file is small (a line or two per epoch).
 
+Not the ``logging`` module: its FileHandler appends in place (a crash can
+leave half a line) and cannot hold lines until the folder is claimed.
+
 The training loop calls a plain ``log(line)`` callable; ``attach``, ``detail``
 and ``final`` below reach the extra methods of a ``RunLog`` when it is one,
 so a bare ``print`` or ``lambda line: None`` still works as ``log``.

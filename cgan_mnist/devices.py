@@ -45,3 +45,34 @@ def mixed_precision_policy(enabled: bool) -> str | None:
     import tensorflow as tf
 
     return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+
+
+def check_tf_config(environ=None) -> None:
+    """Refuse a TF_CONFIG that MultiWorkerMirroredStrategy could not use, in one line.
+
+    Plain JSON checks, before TensorFlow starts: a "cluster" of named lists of
+    "host:port" addresses, and a "task" with a "type" in it and an "index" in range.
+    """
+    import json
+    import os
+
+    from .errors import UsageError
+
+    text = (os.environ if environ is None else environ).get("TF_CONFIG", "")
+    fix = ('set TF_CONFIG to JSON like {"cluster": {"worker": ["host1:port", "host2:port"]}, '
+           '"task": {"type": "worker", "index": 0}}')
+    try:
+        spec = json.loads(text) if text else None
+    except ValueError:
+        raise UsageError(f"--strategy multi-worker: TF_CONFIG is not valid JSON; {fix}") from None
+    cluster, task = (spec.get("cluster"), spec.get("task")) if isinstance(spec, dict) else (None,
+                                                                                           None)
+    if not isinstance(cluster, dict) or not isinstance(task, dict):
+        raise UsageError(f"--strategy multi-worker: TF_CONFIG needs a cluster and a task; {fix}")
+    workers = cluster.get(task.get("type"))
+    index = task.get("index")
+    if (not isinstance(workers, list) or not all(isinstance(w, str) for w in workers)
+            or not isinstance(index, int) or isinstance(index, bool)
+            or not 0 <= index < len(workers)):
+        raise UsageError("--strategy multi-worker: TF_CONFIG's task does not name one of its "
+                         f"cluster's {task.get('type')!r} addresses; {fix}")

@@ -121,10 +121,9 @@ def _check_classes(classes, num_classes: int) -> None:
 
 def run_generator(generator, noise: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Images (N, 28, 28, 1) in [-1, 1] for noise (N, latent) and label vectors (N, classes)."""
-    chunks = [generator([noise[i:i + GENERATE_BATCH].astype(np.float32),
-                         labels[i:i + GENERATE_BATCH].astype(np.float32)], training=False)
-              for i in range(0, len(noise), GENERATE_BATCH)]
-    return np.concatenate([np.asarray(c) for c in chunks])
+    images = generator.predict([noise.astype(np.float32), labels.astype(np.float32)],
+                               batch_size=GENERATE_BATCH, verbose=0)
+    return np.asarray(images, dtype=np.float32)
 
 
 def sample(generator, classes, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -115,9 +115,14 @@ def squared_distance_blocks(a: np.ndarray, b: np.ndarray, block_elements: int = 
 
 
 def knn_radii_sq(points: np.ndarray, k: int) -> np.ndarray:
-    """Squared distance from each point to its k-th nearest other point."""
-    if len(points) <= k:
-        raise ValueError(f"need more than k={k} points for k-NN radii, got {len(points)}")
+    """Squared distance from each point to its k-th nearest other point.
+
+    A set of k points or fewer (a collapsed generator's samples, once repeats
+    are dropped) reaches to its farthest other point; a single point has radius 0.
+    """
+    k = min(k, len(points) - 1)
+    if k < 1:
+        return np.zeros(len(points))
     # Column 0 after partitioning is the point itself (distance 0), so index k
     # is the k-th nearest *other* point.
     return np.concatenate([np.partition(block, k, axis=1)[:, k]

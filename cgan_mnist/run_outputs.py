@@ -186,12 +186,14 @@ class RunOutputs:
         candidates = _checkpoints_newest_first(self.manager, self.paths.checkpoints)
         problems = []
         for prefix in candidates:
-            status = self.manager.checkpoint.restore(prefix)
+            status = None
             try:
+                status = self.manager.checkpoint.restore(prefix)
                 status.assert_existing_objects_matched()
             except Exception as err:  # noqa: BLE001 - any restore failure is the file's fault
-                status.expect_partial()  # no "unresolved object" warnings at exit
-                problems.append(f"{Path(prefix).name}: {type(err).__name__}")
+                if status is not None:
+                    status.expect_partial()  # no "unresolved object" warnings at exit
+                problems.append(f"{Path(prefix).name} ({type(err).__name__})")
                 continue
             break
         else:

@@ -183,6 +183,8 @@ def train(cfg: TrainConfig, log=print, progress: bool | None = None,
 
     strategy = devices.make_strategy(cfg.strategy)  # first: multi-worker must precede other ops
     paths, chief = RunPaths(Path(cfg.outdir)), devices.is_chief(strategy)
+    if chief:  # looks only; checked again under the lock
+        run_folder.check_outdir(paths, resume=cfg.resume, overwrite=cfg.overwrite)
     stored = run_folder.read_config(paths.root) if cfg.resume else None
     dataset = load_data(cfg, stored)
     lock = run_folder.RunLock(paths.root) if chief else contextlib.nullcontext()

@@ -17,7 +17,6 @@ The evaluator is the cached one (trained on first use, a few minutes on a CPU).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -29,14 +28,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Each architecture has its own section, so one can be re-measured alone.
 MARKERS = "<!-- bench_quality:{arch}:begin -->", "<!-- bench_quality:{arch}:end -->"
 QUICK = {"epochs": 2, "at": "1,2", "limit": 2048, "n_per_class": 100}
-COLUMNS = (  # (key in an evaluation column, heading, format)
-    ("conditional_accuracy", "cond. acc.", lambda v: f"{100 * v:.2f}%"),
-    ("frechet_distance", "FD", lambda v: f"{v:.3f}"),
-    ("frechet_distance_class_mean", "FD per digit", lambda v: f"{v:.3f}"),
-    ("classifier_score", "classifier score", lambda v: f"{v:.3f}"),
-    ("precision", "precision", lambda v: f"{v:.3f}"),
-    ("recall", "recall", lambda v: f"{v:.3f}"),
-)
+HEADINGS = {"conditional_accuracy": "cond. acc.", "frechet_distance": "FD",  # report.REPORT_ROWS keys
+            "frechet_distance_class_mean": "FD per digit", "classifier_score": "classifier score",
+            "precision": "precision", "recall": "recall"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -68,15 +62,16 @@ def train_to(arch: str, epoch: int, args, outdir: Path, options: dict | None = N
     """Train (or resume) the run in ``outdir`` up to ``epoch``, with the default options
     or ``options``; return the seconds it took. ``fresh``: start the run anew (by
     default, at the first epoch of ``args.at``)."""
+    from cgan_mnist import run_folder
     from cgan_mnist.config import validate_train_options
     from cgan_mnist.training import train
 
     fresh = epoch == args.at[0] if fresh is None else fresh
-    resume = (outdir / "config.json").exists() and not fresh
+    resume = run_folder.RunPaths(outdir).config.exists() and not fresh
     given = {**(options or {}), "arch": arch, "epochs": epoch, "seed": args.seed,
              "outdir": str(outdir), "data_dir": args.data_dir, "limit": args.limit,
              "resume": resume or None, "overwrite": None if resume else True}
-    stored = json.loads((outdir / "config.json").read_text()) if resume else None
+    stored = run_folder.read_config(outdir) if resume else None
     started = time.perf_counter()
     train(validate_train_options(given, stored), log=lambda line: print(f"  {line}", flush=True),
           progress=False)
@@ -84,8 +79,10 @@ def train_to(arch: str, epoch: int, args, outdir: Path, options: dict | None = N
 
 
 def bench_arch(arch: str, args, dataset, evaluator) -> list[dict]:
-    from cgan_mnist import evaluation
-    from cgan_mnist.generate import load_generator
+    from functools import partial
+
+    from cgan_mnist.generate import load_generator, sample
+    from cgan_mnist.measuring import evaluate
 
     outdir, wall, rows = Path(args.outdir) / arch, 0.0, []
     for epoch in args.at:
@@ -93,48 +90,40 @@ def bench_arch(arch: str, args, dataset, evaluator) -> list[dict]:
         wall += train_to(arch, epoch, args, outdir)
         generator = load_generator(outdir / "generator.keras")
         print(f"{arch}: evaluating epoch {epoch}", flush=True)
-        result = evaluation.evaluate(generator, dataset, args.n_per_class, args.seed,
-                                     evaluator=evaluator, real=not rows)
+        result = evaluate(partial(sample, generator), dataset, args.n_per_class, args.seed,
+                          evaluator=evaluator, real=not rows)
         rows.append({"arch": arch, "epoch": epoch, "wall_s": wall, "result": result})
     return rows
 
 
-def _parzen(column: dict) -> str:
-    return f"{column['parzen_log_likelihood']:.1f} ± {column['parzen_standard_error']:.1f}"
-
-
-def _clock(seconds: float) -> str:
-    minutes, s = divmod(int(round(seconds)), 60)
-    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{s:02d}s"
-
-
 def metrics_table(rows: list[dict], real: dict) -> list[str]:
-    head = ["arch", "epoch", "train wall time"] + [h for _, h, _ in COLUMNS] + ["Parzen (nats)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in rows:
-        column = row["result"]["generator"]
-        cells = [row["arch"], str(row["epoch"]), _clock(row["wall_s"])]
-        cells += [fmt(column[key]) for key, _, fmt in COLUMNS] + [_parzen(column)]
-        lines.append("| " + " | ".join(cells) + " |")
-    cells = ["real data", "", ""] + [fmt(real[key]) for key, _, fmt in COLUMNS] + [_parzen(real)]
-    lines.append("| " + " | ".join(cells) + " |")
-    return lines
+    from cgan_mnist.report import REPORT_ROWS, clock, markdown_table, parzen
+
+    formats = [(key, {k: f for k, _, f in REPORT_ROWS}[key]) for key in HEADINGS]
+    head = ["arch", "epoch", "train wall time", *HEADINGS.values(), "Parzen (nats)"]
+    cells = [[row["arch"], str(row["epoch"]), clock(row["wall_s"])]
+             + [fmt(row["result"]["generator"][key]) for key, fmt in formats]
+             + [parzen(row["result"]["generator"])] for row in rows]
+    cells.append(["real data", "", ""] + [fmt(real[key]) for key, fmt in formats] + [parzen(real)])
+    return markdown_table(head, cells)
 
 
 def parzen_table(rows: list[dict], real: dict, n_samples: int) -> list[str]:
-    from cgan_mnist.evaluation import PAPER_PARZEN
+    from cgan_mnist.measuring import PAPER_PARZEN
+    from cgan_mnist.report import markdown_table, parzen
 
-    lines = ["| model | Parzen log-likelihood, MNIST test set | source |", "|---|---|---|"]
-    lines += [f"| {model} | {mean:g} ± {error:g} | Mirza & Osindero (2014), Table 1 |"
-              for model, mean, error in PAPER_PARZEN]
+    cells = [[model, f"{mean:g} ± {error:g}", "Mirza & Osindero (2014), Table 1"]
+             for model, mean, error in PAPER_PARZEN]
     finals = {row["arch"]: row for row in rows}
-    lines += [f"| cgan-mnist {arch}, epoch {row['epoch']} | {_parzen(row['result']['generator'])}"
-              f" | this run, {n_samples:,} samples |" for arch, row in finals.items()]
-    lines.append(f"| real training images | {_parzen(real)} | this run, {n_samples:,} images |")
-    return lines
+    cells += [[f"cgan-mnist {arch}, epoch {row['epoch']}", parzen(row["result"]["generator"]),
+               f"this run, {n_samples:,} samples"] for arch, row in finals.items()]
+    cells.append(["real training images", parzen(real), f"this run, {n_samples:,} images"])
+    return markdown_table(["model", "Parzen log-likelihood, MNIST test set", "source"], cells)
 
 
 def section(rows: list[dict], args, evaluator, device: str, seconds: float) -> str:
+    from cgan_mnist.report import clock
+
     first = rows[0]["result"]
     real, ref = first["real"], first["reference"]
     command = "python scripts/bench_quality.py " + " ".join(sys.argv[1:])
@@ -142,7 +131,7 @@ def section(rows: list[dict], args, evaluator, device: str, seconds: float) -> s
         f"## Sample quality over training: {rows[0]['arch']}",
         "",
         f"Made by `{command.strip()}` on {time.strftime('%Y-%m-%d')}, {device}, "
-        f"{os.cpu_count()} CPU cores ({platform.machine()}), in {_clock(seconds)}. Default options"
+        f"{os.cpu_count()} CPU cores ({platform.machine()}), in {clock(seconds)}. Default options"
         f"{f', first {args.limit} training images' if args.limit else ''}, seed {args.seed}. "
         f"Each row: {first['samples']:,} samples ({args.n_per_class} per digit) under the "
         f"evaluator (test accuracy {100 * evaluator.test_accuracy:.2f}%); Fréchet distance and "
@@ -172,12 +161,13 @@ def replace_section(text: str, body: str, arch: str, markers=MARKERS) -> str:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    from cgan_mnist import data, evaluation, outputs
+    from cgan_mnist import data, outputs
     from cgan_mnist.cli import _start_tensorflow
+    from cgan_mnist.evaluator import load_or_train
 
     device = _start_tensorflow()
     dataset = data.load("mnist", args.data_dir)
-    evaluator = evaluation.load_or_train(dataset)
+    evaluator = load_or_train(dataset)
     out = Path(args.out)
     for arch in args.arch or ["mlp", "dcgan"]:
         arch_started = time.perf_counter()

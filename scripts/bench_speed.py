@@ -75,39 +75,38 @@ def measure_config(arch: str, batch_size: int, xla: bool, mixed: bool, steps: in
 
     from cgan_mnist import data
     from cgan_mnist.config import validate_train_options
-    from cgan_mnist.devices import mixed_precision_policy
-    from cgan_mnist.gan import CGAN, with_noise
-    from cgan_mnist.models import build_models, training_flops_per_image
-    from cgan_mnist.training import gan_options, model_config, seed_everything
+    from cgan_mnist.models import training_flops_per_image
+    from cgan_mnist.training import build_run
 
     cfg = validate_train_options({**(options or {}), "arch": arch, "batch_size": batch_size,
-                                  "seed": 0})
-    seed_everything(0)
-    dataset = data.load("mnist", None)
-    feeder = data.EpochFeeder(dataset.train, 10, batch_size, seed=0)
-    batches = with_noise(feeder.epoch(1), cfg.latent_dim, 0, 1)
+                                  "seed": 0, "xla": xla, "mixed_precision": mixed})
+    run = build_run(cfg, data.load("mnist", None))  # exactly what cgan-train runs
 
     started, n = time.perf_counter(), 0
-    for _ in batches:
+    for _ in run.batches(1):
         n += 1
     pipeline = n * batch_size / (time.perf_counter() - started)
 
-    policy = mixed_precision_policy(mixed)
-    generator, discriminator = build_models(model_config(cfg, dataset.num_classes), policy)
-    gan = CGAN(generator, discriminator, **gan_options(cfg), jit_compile=xla,
-               global_batch_size=batch_size, loss_scaling=policy == "mixed_float16")
-    stream = iter(batches.repeat())
+    stream = _endless(run)
     for _ in range(20):
-        metrics = gan.train_step(next(stream))
+        metrics = run.gan.train_step(next(stream))
     float(metrics["d_loss"])
     started = time.perf_counter()
     for _ in range(steps):
-        metrics = gan.train_step(next(stream))
+        metrics = run.gan.train_step(next(stream))
     float(metrics["d_loss"])
     images_per_s = steps * batch_size / (time.perf_counter() - started)
     return {"images_per_s": images_per_s, "pipeline_images_per_s": pipeline,
-            "flops_per_image": training_flops_per_image(generator, discriminator),
+            "flops_per_image": training_flops_per_image(run.gan.generator, run.gan.discriminator),
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _endless(run):
+    """The run's batches, epoch after epoch, as cgan-train feeds them."""
+    epoch = 1
+    while True:
+        yield from run.batches(epoch)
+        epoch += 1
 
 
 def run_config(arch: str, batch_size: int, xla: bool, mixed: bool, steps: int,

@@ -34,17 +34,18 @@ def main(argv=None) -> None:
 
     import numpy as np
 
-    from cgan_mnist import data, evaluation, metrics
+    from cgan_mnist import data, measuring, metrics
     from cgan_mnist.cli import _start_tensorflow
+    from cgan_mnist.evaluator import load_or_train
 
     _start_tensorflow()
     dataset = data.load("mnist", args.data_dir)
-    evaluator = evaluation.load_or_train(dataset)
+    evaluator = load_or_train(dataset)
     distances = []
     for seed in args.seeds:
-        rng = evaluation.evaluation_rng(seed)
-        reference = evaluation.build_reference(dataset, evaluator, args.n_per_class, rng, True)
-        images, _ = evaluation.real_images(dataset, args.n_per_class, rng)
+        rng = measuring.evaluation_rng(seed)
+        reference = measuring.build_reference(dataset, evaluator, args.n_per_class, rng, True)
+        images, _ = measuring.real_images(dataset, args.n_per_class, rng)
         _, features = evaluator.classify(images)
         distances.append(metrics.frechet_distance_of(features, reference.features))
         print(f"seed {seed}: real-data Fréchet distance {distances[-1]:.3f}", flush=True)

@@ -34,7 +34,7 @@ def make_figures(run: Path, out: Path, prefix: str, pair: tuple[str, str] | None
     """Write the four figures of ``run`` into ``out``; return their paths."""
     from cgan_mnist import data, generate, outputs
     from cgan_mnist.errors import UserError
-    from cgan_mnist.training import RunPaths
+    from cgan_mnist.run_folder import RunPaths, read_history
 
     paths = RunPaths(run)
     grids = paths.epoch_grids()
@@ -64,7 +64,7 @@ def make_figures(run: Path, out: Path, prefix: str, pair: tuple[str, str] | None
         written.append(outputs.save_gif(gif, [outputs.read_png(p) for p in grids]))
 
     written.append(outputs.plot_losses(out / f"{prefix}_losses.png",
-                                       outputs.read_history(paths.history)))
+                                       read_history(paths.history)))
 
     request = generate.GenerateRequest((a, b), n, paths.generator, png=None, npz=None, seed=seed,
                                        mode="interpolate", scale=scale,

@@ -91,9 +91,10 @@ def live_generator(outdir: Path):
     """The generator of the run's latest checkpoint: its live weights, not the average."""
     import tensorflow as tf
 
+    from cgan_mnist import run_folder
     from cgan_mnist.models import ModelConfig, build_generator
 
-    stored = json.loads((outdir / "config.json").read_text())
+    stored = run_folder.read_config(outdir)
     generator = build_generator(ModelConfig(**stored["run"]["model"]))
     latest = tf.train.latest_checkpoint(str(outdir / "checkpoints"))
     tf.train.Checkpoint(generator=generator).restore(latest).assert_existing_objects_matched()
@@ -107,8 +108,9 @@ def summary(column: dict) -> dict:
 
 
 def tune_variant(options: dict, args, dataset, evaluator) -> None:
-    from cgan_mnist import evaluation, outputs
-    from cgan_mnist.generate import load_generator
+    from functools import partial
+
+    from cgan_mnist import generate, measuring, outputs
 
     outdir = Path(args.outdir) / args.arch / slug(options)
     results_path = outdir / RESULTS
@@ -120,7 +122,7 @@ def tune_variant(options: dict, args, dataset, evaluator) -> None:
     last = max((row["epoch"] for row in results["rows"]), default=0)
     wall = max((row["wall_s"] for row in results["rows"]), default=0.0)
     wanted = ["sampled"] + (["live"] if args.live and options.get("ema") else [])
-    generators = {"sampled": lambda: load_generator(outdir / "generator.keras"),
+    generators = {"sampled": lambda: generate.load_generator(outdir / "generator.keras"),
                   "live": lambda: live_generator(outdir)}  # loaded when evaluated
     for epoch in args.at:
         missing = [which for which in wanted if (epoch, which) not in done]
@@ -136,8 +138,9 @@ def tune_variant(options: dict, args, dataset, evaluator) -> None:
             last, missing = epoch, wanted
         for which in missing:
             print(f"{slug(options)}: evaluating epoch {epoch} ({which})", flush=True)
-            result = evaluation.evaluate(generators[which](), dataset, args.n_per_class,
-                                         args.seed, evaluator=evaluator, real=False)
+            result = measuring.evaluate(partial(generate.sample, generators[which]()), dataset,
+                                        args.n_per_class, args.seed, evaluator=evaluator,
+                                        real=False)
             results["rows"].append({"epoch": epoch, "generator": which, "wall_s": wall,
                                     **summary(result["generator"])})
         outputs.write_json(results_path, results)
@@ -146,10 +149,11 @@ def tune_variant(options: dict, args, dataset, evaluator) -> None:
 def interrupted_run(outdir: Path, options: dict, args) -> bool:
     """Whether ``outdir`` holds a checkpointed run of this variant that stopped before
     its first evaluation (killed, or stopped by a signal): it is resumed, not restarted."""
-    path = outdir / "config.json"
-    if not path.exists() or not any(outdir.glob("checkpoints/*.index")):
+    from cgan_mnist import run_folder
+
+    stored = run_folder.read_config(outdir)
+    if stored is None or not any(outdir.glob("checkpoints/*.index")):
         return False
-    stored = json.loads(path.read_text())
     wanted = {**options, "arch": args.arch, "seed": args.seed, "limit": args.limit}
     return all(stored.get(key) == value for key, value in wanted.items())
 
@@ -176,35 +180,38 @@ def all_results(outdir: Path) -> list[dict]:
 
 
 def table(outdir: Path) -> list[str]:
+    from cgan_mnist.report import clock, markdown_table, parzen
+
     head = ["variant", "epoch", "generator", "train wall time", "cond. acc.", "worst digit",
             "FD", "precision", "recall", "Parzen (nats)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    cells = []
     for results in all_results(outdir):
         for row in sorted(results["rows"], key=lambda r: (r["epoch"], r["generator"])):
             which = "average" if row["generator"] == "sampled" and results["options"].get("ema") \
                 else "live"
-            lines.append("| " + " | ".join([
-                f"`{results['variant']}`", str(row["epoch"]), which, bench_quality._clock(row["wall_s"]),
+            cells.append([
+                f"`{results['variant']}`", str(row["epoch"]), which, clock(row["wall_s"]),
                 f"{100 * row['conditional_accuracy']:.2f}%",
                 f"{100 * row['worst_class_accuracy']:.1f}%",
                 f"{row['frechet_distance']:.3f}", f"{row['precision']:.3f}",
-                f"{row['recall']:.3f}",
-                f"{row['parzen_log_likelihood']:.1f} ± {row['parzen_standard_error']:.1f}"]) + " |")
-    return lines
+                f"{row['recall']:.3f}", parzen(row)])
+    return markdown_table(head, cells)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     from cgan_mnist import outputs
+    from cgan_mnist.report import clock
 
     started = time.perf_counter()
     if not args.table_only:
-        from cgan_mnist import data, evaluation
+        from cgan_mnist import data
         from cgan_mnist.cli import _start_tensorflow
+        from cgan_mnist.evaluator import load_or_train
 
         _start_tensorflow()
         dataset = data.load("mnist", args.data_dir)
-        evaluator = evaluation.load_or_train(dataset)
+        evaluator = load_or_train(dataset)
         for options in args.variants:
             tune_variant(options, args, dataset, evaluator)
     runs = Path(args.outdir) / args.arch
@@ -219,7 +226,7 @@ def main(argv=None) -> None:
     text = out.read_text() if out.exists() else ""
     outputs.write_text(out, bench_quality.replace_section(text, body, args.arch, MARKERS))
     print(body)
-    print(f"\nwrote {out} ({bench_quality._clock(time.perf_counter() - started)})")
+    print(f"\nwrote {out} ({clock(time.perf_counter() - started)})")
 
 
 if __name__ == "__main__":

@@ -70,3 +70,31 @@ def tiny_evaluator(tmp_path_factory, mnist):
     recipe = evaluation.Recipe(train_examples=5000, epochs=2, batch_size=32, learning_rate=2e-3)
     return evaluation.load_or_train(small, recipe=recipe, log=lambda line: None,
                                     cache=tmp_path_factory.mktemp("evaluator_cache"))
+
+
+def synthetic_digits(n: int, seed: int = 0, num_classes: int = 10):
+    """``n`` made-up labelled 28x28 uint8 images: class c is a bright bar at a place of its
+    own, with noise. Distinct enough to learn and to classify in seconds."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % num_classes
+    images = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
+    for i, c in enumerate(labels):
+        row, col = 3 + 2 * (c % 10), 4 + (c // 10) * 3
+        images[i, row:row + 3, col:col + 20] = 255 - rng.integers(0, 30)
+    return images, labels.astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def synthetic_data_dir(tmp_path_factory) -> Path:
+    """A data folder whose mnist.npz (Keras's layout) holds made-up digits: 512 training and
+    128 test images. What the tests use where the real data is not the point."""
+    folder = tmp_path_factory.mktemp("synthetic")
+    (x_train, y_train), (x_test, y_test) = synthetic_digits(512, 0), synthetic_digits(128, 1)
+    np.savez(folder / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def synthetic_npz(synthetic_data_dir) -> Path:
+    """The same made-up digits as a user's own .npz (``--dataset PATH``)."""
+    return synthetic_data_dir / "mnist.npz"
