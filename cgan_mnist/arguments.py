@@ -35,6 +35,7 @@ examples:
   cgan-generate --digit 7 --n 16                         # 16 sevens -> generated/digit_7.png
   cgan-generate --digit all --n 10 --outdir runs/mlp     # a 10x10 grid, one row per digit
   cgan-generate --digit 3 --n 5000 --npz threes.npz      # labelled synthetic data
+  cgan-generate --digit all --n-per-class 6000 --npz synthetic_mnist.npz   # a 60,000-image set
   cgan-generate --digit 3 --n 5000 --format npz          # the same, to generated/digit_3.npz
   cgan-generate --interpolate 3 8 --scale 4              # a 3 morphing into an 8: .gif and .png
   cgan-generate --digit sneaker --latent-walk --outdir runs/fashion   # a looping walk, as .gif
@@ -172,8 +173,8 @@ def generate_parser() -> argparse.ArgumentParser:
     add("--latent-walk", action="store_true",
         help="with --digit D: a looping walk through the noise for class D: "
              "generated/latent_walk_D.gif and a .png strip")
-    add("--n", type=_int, default=16,
-        help=f"samples (per digit with 'all'), 1..{MAX_SAMPLES}; with --interpolate or "
+    add("--n", "--n-per-class", dest="n", type=_int, default=16,
+        help=f"samples (per class with 'all'), 1..{MAX_SAMPLES}; with --interpolate or "
              "--latent-walk: rows (walks) per frame, 1..100 (default 16)")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--outdir", help="folder of a trained run (default: current folder)")
@@ -184,8 +185,9 @@ def generate_parser() -> argparse.ArgumentParser:
     add("--format", choices=("png", "npz", "both"),
         help="png: images (PNG, and GIF for animations); npz: the arrays; both "
              "(default png, or both with --npz)")
-    add("--scale", type=_int, default=1,
-        help="enlarge PNG and GIF images K times, nearest neighbour, 1..16 (default 1)")
+    add("--scale", type=_int,
+        help="enlarge PNG and GIF images K times, nearest neighbour, 1..16 (default: enough "
+             "for at least 256 pixels across, e.g. 3 for 16 digits; 1 keeps the raw size)")
     return p
 
 
@@ -226,7 +228,7 @@ def validate_generate_args(args: argparse.Namespace, class_names=None):
         raise UsageError(f"--n must be in 1..{high}{what}, got {args.n}")
     if args.seed is not None and not 0 <= args.seed < 2**31:
         raise UsageError(f"--seed must be in 0..{2**31 - 1}, got {args.seed}")
-    if not 1 <= args.scale <= MAX_SCALE:
+    if args.scale is not None and not 1 <= args.scale <= MAX_SCALE:
         raise UsageError(f"--scale must be in 1..{MAX_SCALE}, got {args.scale}")
     if args.out is not None and not args.out.lower().endswith(".png"):
         raise UsageError(f"--out must name a .png file, got {args.out!r}")
@@ -236,11 +238,13 @@ def validate_generate_args(args: argparse.Namespace, class_names=None):
     if fmt == "png" and args.npz is not None:
         raise UsageError("--npz FILE asks for a .npz but --format png writes none; "
                          "drop one of them (or use --format both)")
-    if fmt == "npz" and (args.out is not None or args.scale != 1):
+    if fmt == "npz" and (args.out is not None or args.scale is not None):
         flag = "--out" if args.out is not None else "--scale"
         raise UsageError(f"{flag} is about images but --format npz writes none; "
                          "drop it or use --format both")
 
+    if not animated:
+        _check_generate_memory(len(classes), args.n, args.scale if fmt != "npz" else 0)
     base = Path(args.out) if args.out else Path(args.outdir or ".") / "generated" / f"{stem}.png"
     png = base if fmt != "npz" else None
     npz = (Path(args.npz) if args.npz else base.with_suffix(".npz")) if fmt != "png" else None
@@ -274,6 +278,24 @@ def _what_to_draw(args: argparse.Namespace, names) -> tuple[str, tuple[int, ...]
         mode = "latent_walk" if args.latent_walk else "draw"
         classes, stem = (cls,), f"{'latent_walk' if args.latent_walk else 'digit'}_{slug}"
     return mode, classes, stem
+
+
+def _check_generate_memory(num_classes: int, n: int, scale: int | None,
+                           available: int | None = None) -> None:
+    """Refuse, before any allocation, samples and a grid that cannot fit in memory: the
+    images as float32 (three copies at most) and the grid, enlarged, as uint8 (two)."""
+    from .config import physical_memory
+    from .generate import grid_columns
+
+    available = physical_memory() if available is None else available
+    images = num_classes * n
+    cols = grid_columns(num_classes, n)
+    pixels = ((-(-images // cols)) * 30 + 2) * (cols * 30 + 2) * (scale or 1) ** 2
+    need = 3 * 4 * 784 * images + 2 * pixels
+    if available and need > available:
+        raise UsageError(f"{images:,} samples{f' in a grid enlarged {scale} times' if scale else ''}"
+                         f" would need about {need / 2**30:.0f} GiB of memory; this machine has "
+                         f"{available / 2**30:.0f} GiB: lower --n{' or --scale' if scale else ''}")
 
 
 def validate_eval_args(args: argparse.Namespace):

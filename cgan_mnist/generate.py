@@ -33,6 +33,7 @@ WALK_FRAMES_PER_LEG = 12  # frames between two of them
 SECONDS_PER_FRAME = {"interpolate": 0.15, "latent_walk": 0.08}
 MAX_ANIMATED = 100  # --interpolate / --latent-walk: rows (walks) per frame
 MAX_SCALE = 16      # --scale
+MIN_WIDTH = 256     # pixels across that images are enlarged to by default
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class GenerateRequest:
     seed: int
     mode: str = "draw"
     gif: Path | None = None    # interpolate / latent_walk: the animation
-    scale: int = 1             # nearest-neighbour enlargement of PNG and GIF
+    scale: int | None = None   # nearest-neighbour enlargement of PNG and GIF; None: auto
     class_names: tuple[str, ...] | None = None  # for the row labels of --digit all
 
 
@@ -211,10 +212,17 @@ def generate(request: GenerateRequest) -> list[Path]:
         grid = outputs.make_grid(images, cols)
         if cols == request.n and len(request.classes) > 1 and request.class_names:
             grid = outputs.label_rows(grid, [request.class_names[c] for c in request.classes])
-        written.append(outputs.save_png(request.png, outputs.upscale(grid, request.scale)))
+        written.append(outputs.save_png(request.png, _enlarged(grid, request.scale)))
     if request.npz is not None:
-        written.append(outputs.save_samples_npz(request.npz, images, labels))
+        written.append(outputs.save_samples_npz(request.npz, images, labels, request.class_names))
     return written
+
+
+def _enlarged(image: np.ndarray, scale: int | None) -> np.ndarray:
+    """``image`` enlarged ``scale`` times; by default enough to be MIN_WIDTH pixels across."""
+    if scale is None:
+        scale = min(MAX_SCALE, max(1, math.ceil(MIN_WIDTH / image.shape[1])))
+    return outputs.upscale(image, scale)
 
 
 def _write_animation(request: GenerateRequest, images: np.ndarray,
@@ -225,8 +233,7 @@ def _write_animation(request: GenerateRequest, images: np.ndarray,
     written = []
     if request.gif is not None:
         cols = math.ceil(math.sqrt(n))
-        grids = [outputs.upscale(outputs.make_grid(frame, cols), request.scale)
-                 for frame in images]
+        grids = [_enlarged(outputs.make_grid(frame, cols), request.scale) for frame in images]
         if request.mode == "interpolate":  # there and back again, pausing at both ends
             grids = [grids[0]] * 3 + grids + [grids[-1]] * 3 + grids[-2:0:-1]
         written.append(outputs.save_gif(request.gif, grids, SECONDS_PER_FRAME[request.mode],
@@ -234,7 +241,7 @@ def _write_animation(request: GenerateRequest, images: np.ndarray,
     if request.png is not None:
         strip = outputs.make_grid(images.transpose(1, 0, 2, 3, 4).reshape(-1, 28, 28, 1),
                                   cols=frames)
-        written.append(outputs.save_png(request.png, outputs.upscale(strip, request.scale)))
+        written.append(outputs.save_png(request.png, _enlarged(strip, request.scale)))
     if request.npz is not None:
         written.append(outputs.write_npz(request.npz, images=outputs.to_uint8(images)[..., 0],
                                          label_vectors=label_vectors.astype(np.float32)))

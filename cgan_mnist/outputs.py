@@ -169,9 +169,15 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
     return iio.imread(path)
 
 
-def save_samples_npz(path: str | os.PathLike, images: np.ndarray, labels: np.ndarray) -> Path:
-    """Raw samples as labelled data: ``images`` uint8 (N, 28, 28), ``labels`` int64 (N,)."""
-    return write_npz(path, images=to_uint8(images), labels=np.asarray(labels, np.int64))
+def save_samples_npz(path: str | os.PathLike, images: np.ndarray, labels: np.ndarray,
+                     class_names=None) -> Path:
+    """Samples as a labelled training set in Keras's mnist.npz layout: ``x_train`` uint8
+    (N, 28, 28), ``y_train`` int64 (N,) and ``class_names``, so that ``np.load`` gives what
+    ``keras.datasets.mnist.load_data()`` users expect and ``cgan-train --dataset`` takes it;
+    also as ``images`` and ``labels``, the names of earlier versions."""
+    pixels, labels = to_uint8(images), np.asarray(labels, np.int64)
+    names = {"class_names": np.asarray(class_names, dtype=str)} if class_names else {}
+    return write_npz(path, x_train=pixels, y_train=labels, images=pixels, labels=labels, **names)
 
 
 def write_npz(path: str | os.PathLike, **arrays) -> Path:

@@ -176,6 +176,7 @@ class RunOutputs:
         try:
             prefix = self.manager.save(checkpoint_number=self.run.global_step)
         except tf.errors.OpError as err:  # TensorFlow reports I/O failures its own way
+            _remove_unfinished(Path(self.manager.directory))
             message = err.message.splitlines()[0]
             code = errno.ENOSPC if "space left" in message.lower() else errno.EIO
             raise OSError(code, message, str(self.paths.checkpoints)) from None
@@ -223,6 +224,15 @@ def _checkpoints_newest_first(manager, folder: Path) -> list[str]:
     listed = [p for p in manager.checkpoints if Path(p + ".index").exists()]
     return sorted(set(listed) | set(numbered.values()),
                   key=lambda p: int(Path(p).name.rsplit("-", 1)[-1]), reverse=True)
+
+
+def _remove_unfinished(folder: Path) -> None:
+    """What a failed checkpoint save leaves (TensorFlow writes ``ckpt-N_temp`` first)."""
+    for partial in folder.glob("*_temp*"):
+        if partial.is_dir():
+            shutil.rmtree(partial, ignore_errors=True)
+        else:
+            partial.unlink(missing_ok=True)
 
 
 def _clock(seconds: float) -> str:
