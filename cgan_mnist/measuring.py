@@ -18,7 +18,7 @@ import numpy as np
 
 from . import data, metrics
 from .errors import UserError
-from .evaluator import TARGET_ACCURACY, Evaluator, parts
+from .evaluator import SHIPPED, TARGET_ACCURACY, Evaluator, parts
 
 NEIGHBOURS = 3                     # k of precision and recall
 PARZEN_SIGMAS = tuple(float(s) for s in np.logspace(-1, 0, 10))
@@ -171,8 +171,8 @@ def evaluate(sampler, dataset: data.Dataset, n_per_class: int = 1000, seed: int 
 
 
 def _evaluator_summary(evaluator: Evaluator) -> dict:
-    return {"dataset": evaluator.info.get("dataset"),
-            "fingerprint": str(evaluator.info.get("fingerprint", ""))[:12] or None,
+    return {"dataset": evaluator.info.get("dataset"), "weights": evaluator.weights_hash,
+            "shipped": evaluator.path is not None and evaluator.path.parent == SHIPPED,
             "test_accuracy": evaluator.test_accuracy, "target_accuracy": TARGET_ACCURACY,
             "valid_accuracy": evaluator.info.get("valid_accuracy"),
             "train_seconds": evaluator.info.get("train_seconds"),

@@ -60,8 +60,9 @@ def format_report(result: dict) -> str:
     """The evaluator's accuracy, what was compared, and a table: metric x (generator, real)."""
     ev, ref = result["evaluator"], result["reference"]
     below = "" if ev["test_accuracy"] >= ev["target_accuracy"] else "  (BELOW the target)"
-    lines = [f"evaluator: {ev.get('dataset') or result['dataset']} {ev.get('fingerprint') or ''}, "
-             f"test accuracy {percent(ev['test_accuracy'])} "
+    origin = "shipped with cgan-mnist" if ev.get("shipped") else "trained on this machine"
+    lines = [f"evaluator: {ev.get('dataset') or result['dataset']}, weights {ev.get('weights')} "
+             f"({origin}), test accuracy {percent(ev['test_accuracy'])} "
              f"(target {percent(ev['target_accuracy'])}){below}; {ev['path']}",
              f"samples: {result['n_per_class']:,} per class ({result['samples']:,}), seed "
              f"{result['seed']}; compared with {ref['test_images_per_class']:,} test images per "
