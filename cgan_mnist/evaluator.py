@@ -35,7 +35,7 @@ CACHE_ENV_VAR = "CGAN_CACHE_DIR"
 SHIPPED = Path(__file__).parent / "evaluators"  # package data: the fixed evaluators
 RECIPE_VERSION = 1                 # bump when build_classifier or train_classifier change
 HELD_OUT = 6                       # the last 1/6 of the training split is held out
-TARGET_ACCURACY = 0.992
+TARGET_ACCURACY = 0.992            # MNIST's; Fashion-MNIST's shipped evaluator reaches 91.6%
 FEATURE_LAYER = "features"
 PREDICT_BATCH = 1000
 

@@ -173,7 +173,8 @@ def evaluate(sampler, dataset: data.Dataset, n_per_class: int = 1000, seed: int 
 def _evaluator_summary(evaluator: Evaluator) -> dict:
     return {"dataset": evaluator.info.get("dataset"), "weights": evaluator.weights_hash,
             "shipped": evaluator.path is not None and evaluator.path.parent == SHIPPED,
-            "test_accuracy": evaluator.test_accuracy, "target_accuracy": TARGET_ACCURACY,
+            "test_accuracy": evaluator.test_accuracy,
+            "target_accuracy": TARGET_ACCURACY if evaluator.info.get("dataset") == "mnist" else None,
             "valid_accuracy": evaluator.info.get("valid_accuracy"),
             "train_seconds": evaluator.info.get("train_seconds"),
             "path": str(evaluator.path) if evaluator.path else None}

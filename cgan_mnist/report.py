@@ -59,11 +59,12 @@ def _report_rows(result: dict) -> list[tuple[str, list[str]]]:
 def format_report(result: dict) -> str:
     """The evaluator's accuracy, what was compared, and a table: metric x (generator, real)."""
     ev, ref = result["evaluator"], result["reference"]
-    below = "" if ev["test_accuracy"] >= ev["target_accuracy"] else "  (BELOW the target)"
+    target = ev.get("target_accuracy")
+    below = "" if not target or ev["test_accuracy"] >= target else "  (BELOW the target)"
     origin = "shipped with cgan-mnist" if ev.get("shipped") else "trained on this machine"
     lines = [f"evaluator: {ev.get('dataset') or result['dataset']}, weights {ev.get('weights')} "
              f"({origin}), test accuracy {percent(ev['test_accuracy'])} "
-             f"(target {percent(ev['target_accuracy'])}){below}; {ev['path']}",
+             f"{f'(target {percent(target)})' if target else ''}{below}; {ev['path']}",
              f"samples: {result['n_per_class']:,} per class ({result['samples']:,}), seed "
              f"{result['seed']}; compared with {ref['test_images_per_class']:,} test images per "
              "class; real data: as many training images the evaluator trained on"]
