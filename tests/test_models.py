@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from cgan_mnist.models import (LabelPlaneConv2D, ModelConfig, PixelShuffleConv2DTranspose, build_models, forward_flops,
-                               training_flops_per_image)
+from cgan_mnist.models import (LabelPlaneConv2D, ModelConfig, PixelShuffleConv2DTranspose,
+                               build_models, forward_flops, training_flops_per_image)
 
 
 @pytest.fixture(scope="module", params=["mlp", "dcgan"])
@@ -125,6 +125,7 @@ def test_pixel_shuffle_transposed_conv_equals_keras_conv2d_transpose(filters, us
                                rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_portable_generator_is_built_in_layers_with_the_same_function(tmp_path):
     from cgan_mnist.models import portable_generator
 
@@ -135,7 +136,8 @@ def test_portable_generator_is_built_in_layers_with_the_same_function(tmp_path):
     noise, labels = _inputs(cfg)
     np.testing.assert_allclose(portable([noise, labels], training=False),
                                generator([noise, labels], training=False), atol=1e-5)
-    # It loads with plain Keras in a process that never imported this package.
+    # It loads with plain Keras in a process that never imported this package
+    # (a fresh interpreter: this one has).
     portable.save(tmp_path / "g.keras")
     code = ("import keras, sys; m = keras.models.load_model(sys.argv[1]); "
             "assert 'cgan_mnist' not in sys.modules; print(m.output.shape)")
