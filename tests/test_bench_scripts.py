@@ -14,15 +14,6 @@ def test_quality_sections_are_per_architecture(load_script):
     assert text.index("dcgan table v2") < text.index("mlp table")  # replaced in place
 
 
-def test_speed_columns_have_the_plain_loop_as_before(load_script):
-    bench = load_script("bench_speed")
-    for arch in ("mlp", "dcgan"):
-        rows = bench.columns(arch)
-        before = rows[0]
-        assert before[:4] == ("before", False, 64, False)  # no XLA, batch 64, float32
-        assert rows[1][0] == "now" and rows[1][1] is True
-
-
 def test_tuning_variants_are_typed_cgan_train_options(load_script):
     tune = load_script("tune_quality")
     options = tune.parse_variant("ema=0.999,d_lr=4e-4,g_width=48")
