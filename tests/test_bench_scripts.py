@@ -1,19 +1,10 @@
 """The benchmark scripts' pure parts: they rewrite only their own sections of BENCHMARKS.md."""
 
-import importlib.util
-
-from conftest import REPO
+import pytest
 
 
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_quality_sections_are_per_architecture():
-    bench = load("bench_quality")
+def test_quality_sections_are_per_architecture(load_script):
+    bench = load_script("bench_quality")
     text = "# Benchmarks\n\nhand-written notes\n"
     text = bench.replace_section(text, "dcgan table v1", "dcgan")
     text = bench.replace_section(text, "mlp table", "mlp")
@@ -23,19 +14,8 @@ def test_quality_sections_are_per_architecture():
     assert text.index("dcgan table v2") < text.index("mlp table")  # replaced in place
 
 
-def test_speed_columns_have_the_plain_loop_as_before():
-    bench = load("bench_speed")
-    for arch in ("mlp", "dcgan"):
-        rows = bench.columns(arch)
-        before = rows[0]
-        assert before[:4] == ("before", False, 64, False)  # no XLA, batch 64, float32
-        assert rows[1][0] == "now" and rows[1][1] is True
-
-
-def test_tuning_variants_are_typed_cgan_train_options():
-    import pytest
-
-    tune = load("tune_quality")
+def test_tuning_variants_are_typed_cgan_train_options(load_script):
+    tune = load_script("tune_quality")
     options = tune.parse_variant("ema=0.999,d_lr=4e-4,g_width=48")
     assert options == {"ema": 0.999, "d_lr": 4e-4, "g_width": 48}
     assert isinstance(options["g_width"], int)
@@ -45,10 +25,10 @@ def test_tuning_variants_are_typed_cgan_train_options():
         tune.parse_variant("warp=9")
 
 
-def test_tuning_table_collects_every_variant_run(tmp_path):
+def test_tuning_table_collects_every_variant_run(tmp_path, load_script):
     import json
 
-    tune = load("tune_quality")
+    tune = load_script("tune_quality")
     row = {"wall_s": 600.0, "conditional_accuracy": 0.99, "worst_class_accuracy": 0.97,
            "frechet_distance": 3.0, "precision": 0.8, "recall": 0.81,
            "parzen_log_likelihood": 210.0, "parzen_standard_error": 2.0}
@@ -64,16 +44,14 @@ def test_tuning_table_collects_every_variant_run(tmp_path):
     assert [line.split(" | ")[2] for line in lines[3:]] == ["live", "average"]
 
 
-def test_tuning_continues_an_earlier_run_of_the_same_variant(tmp_path, monkeypatch):
+def test_tuning_continues_an_earlier_run_of_the_same_variant(tmp_path, monkeypatch, load_script):
     """Asking for later epochs of a measured variant resumes its run and keeps its
     rows; it never starts it over (an hour of training on a CPU)."""
     import json
 
-    import pytest
-
     from cgan_mnist import evaluation, generate
 
-    tune = load("tune_quality")
+    tune = load_script("tune_quality")
     trained = []
 
     def train_to(arch, epoch, args, outdir, options, fresh):
@@ -104,14 +82,13 @@ def test_tuning_continues_an_earlier_run_of_the_same_variant(tmp_path, monkeypat
     assert trained[-1] == (10, True)
 
 
-def test_tuning_adds_the_live_row_at_the_last_epoch_without_training(tmp_path, monkeypatch):
+def test_tuning_adds_the_live_row_at_the_last_epoch_without_training(tmp_path, monkeypatch,
+                                                                      load_script):
     import json
-
-    import pytest
 
     from cgan_mnist import evaluation, generate
 
-    tune = load("tune_quality")
+    tune = load_script("tune_quality")
     trained, evaluated = [], []
     monkeypatch.setattr(tune.bench_quality, "train_to",
                         lambda arch, epoch, *a, **k: trained.append(epoch) or 60.0)
@@ -143,12 +120,12 @@ def test_tuning_adds_the_live_row_at_the_last_epoch_without_training(tmp_path, m
         run("--live", "--epochs", "20", "--at", "10")
 
 
-def test_tuning_resumes_a_run_stopped_before_its_first_evaluation(tmp_path):
+def test_tuning_resumes_a_run_stopped_before_its_first_evaluation(tmp_path, load_script):
     """A variant's run killed mid-way has a config.json and checkpoints but no results:
     it is resumed, unless it was made with other options or another seed."""
     import json
 
-    tune = load("tune_quality")
+    tune = load_script("tune_quality")
     args = tune.parse_args(["--variant", "ema=0.999,label_smoothing=0.1", "--epochs", "10"])
     options = args.variants[0]
     outdir = tmp_path / "run"
@@ -164,20 +141,22 @@ def test_tuning_resumes_a_run_stopped_before_its_first_evaluation(tmp_path):
         assert not tune.interrupted_run(outdir, options, args), change
 
 
+@pytest.mark.slow
 def test_reference_spread_draws_the_reference_as_cgan_eval_does(monkeypatch, capsys, mnist,
-                                                                 tiny_evaluator, trained_run):
+                                                                 tiny_evaluator, trained_run,
+                                                                 load_script):
     """The script's real-data Fréchet distance at seed S is cgan-eval's at --seed S."""
     from cgan_mnist import data, evaluation
     from cgan_mnist.generate import load_generator
 
-    spread = load("fd_reference_spread")
+    spread = load_script("fd_reference_spread")
     assert spread.parse_seeds("2-4") == [2, 3, 4] and spread.parse_seeds("0,7") == [0, 7]
     monkeypatch.setattr(data, "load", lambda name, folder: mnist)
     monkeypatch.setattr(evaluation, "load_or_train", lambda dataset: tiny_evaluator)
-    spread.main(["--seeds", "0-1", "--n-per-class", "20"])
+    spread.main(["--seeds", "0-1", "--n-per-class", "10"])
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("seed")]
     generator = load_generator(trained_run / "generator.keras")
     for seed, line in zip((0, 1), printed, strict=True):
-        result = evaluation.evaluate(generator, mnist, 20, seed, evaluator=tiny_evaluator)
+        result = evaluation.evaluate(generator, mnist, 10, seed, evaluator=tiny_evaluator)
         assert line.endswith(f"{result['real']['frechet_distance']:.3f}")
     assert printed[0] != printed[1]

@@ -18,6 +18,7 @@ def _good_arrays(n=64):
                 y_test=np.arange(16, dtype=np.uint8) % 10)
 
 
+@pytest.mark.slow
 def test_real_mnist_loads(mnist):
     assert mnist.train.images.shape == (60000, 28, 28)
     assert mnist.test.images.shape == (10000, 28, 28)
@@ -78,8 +79,8 @@ def test_model_inputs_scaled_to_tanh_range_and_one_hot():
     assert y.tolist() == [[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]]
 
 
-def test_feeder_keeps_pairs_together_and_reshuffles_per_epoch(mnist):
-    feeder = data.EpochFeeder(mnist.train, 10, batch_size=32, seed=5, limit=200)
+def test_feeder_keeps_pairs_together_and_reshuffles_per_epoch(tiny_data):
+    feeder = data.EpochFeeder(tiny_data.train, 10, batch_size=32, seed=5, limit=200)
     assert feeder.steps_per_epoch == 6  # 200 // 32, last partial batch dropped
     batches = list(feeder.epoch(1))
     assert len(batches) == 6
@@ -87,7 +88,9 @@ def test_feeder_keeps_pairs_together_and_reshuffles_per_epoch(mnist):
     assert images.shape == (192, 28, 28, 1) and labels.shape == (192, 10)
     assert images.min() >= -1 and images.max() <= 1
     # Every (image, label) pair is one of the first 200 training pairs.
-    originals = {mnist.train.images[i].tobytes(): mnist.train.labels[i] for i in range(200)}
+    train = tiny_data.train
+    originals = {train.images[i].tobytes(): train.labels[i] for i in range(200)}
+    assert len(originals) == 200, "the check needs 200 different images"
     as_uint8 = np.rint((images[..., 0] + 1) * 127.5).astype(np.uint8)
     for image, onehot in zip(as_uint8, labels):
         assert originals[image.tobytes()] == onehot.argmax()

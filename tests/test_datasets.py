@@ -1,5 +1,6 @@
 """--dataset mnist | fashion_mnist | PATH.npz: IDX parsing, lookup, a user's own .npz, and
-short real trainings on Fashion-MNIST (when installed) and on a tiny custom dataset."""
+short real trainings on Fashion-MNIST files (made up, and the installed ones when present)
+and on a tiny custom dataset."""
 
 from __future__ import annotations
 
@@ -12,8 +13,6 @@ import pytest
 from cgan_mnist import data, idx, outputs
 from cgan_mnist.config import validate_train_options
 from cgan_mnist.errors import UsageError, UserError
-
-from test_cli import assert_one_line_error, run
 
 TINY_MODEL = ["--g-width", "8", "--d-width", "8", "--latent-dim", "8", "--no-xla",
               "--batch-size", "32", "--limit", "64", "--epochs", "1", "--seed", "0"]
@@ -238,11 +237,12 @@ def test_class_names_compare_loosely():
 # --- short real trainings ---------------------------------------------------------------
 
 
-def test_training_on_a_custom_npz_takes_its_classes(tmp_path):
+@pytest.mark.slow
+def test_training_on_a_custom_npz_takes_its_classes(tmp_path, run_cli, assert_one_line_error):
     path = _custom(tmp_path / "shapes.npz", n=64, classes=3,
                    class_names=np.array(["circle", "square", "cross"]))
     outdir = tmp_path / "run"
-    result = run("train", *TINY_MODEL, "--dataset", path, "--outdir", outdir)
+    result = run_cli("train", *TINY_MODEL, "--dataset", path, "--outdir", outdir)
     assert result.returncode == 0, result.stderr
     stored = json.loads((outdir / "config.json").read_text())
     assert stored["dataset"] == str(path)
@@ -250,19 +250,19 @@ def test_training_on_a_custom_npz_takes_its_classes(tmp_path):
     assert stored["run"]["data"]["class_names"] == ["circle", "square", "cross"]
     grid = outputs.read_png(outdir / "generated" / "epoch_0001.png")
     assert grid.shape == (3 * 30 + 2, 10 * 30 + 2), "one row per class"
-    made = run("generate", "--digit", "Square", "--n", 4, "--outdir", outdir, "--seed", 1,
-               "--format", "npz")
+    made = run_cli("generate", "--digit", "Square", "--n", 4, "--outdir", outdir, "--seed", 1,
+                   "--format", "npz")
     assert made.returncode == 0, made.stderr
     with np.load(outdir / "generated" / "digit_square.npz") as samples:
         assert samples["labels"].tolist() == [1] * 4
-    assert_one_line_error(run("generate", "--digit", "7", "--outdir", outdir), 2,
+    assert_one_line_error(run_cli("generate", "--digit", "7", "--outdir", outdir), 2,
                           "--digit must be 0..2, a class name of this run (circle, square, "
                           "cross) or 'all'")
 
 
-def test_missing_custom_npz_is_one_line(tmp_path):
-    assert_one_line_error(run("train", "--dataset", tmp_path / "nope.npz", "--outdir",
-                              tmp_path / "o"), 1, "nope.npz: no such file")
+def test_missing_custom_npz_is_one_line(tmp_path, run_cli, assert_one_line_error):
+    assert_one_line_error(run_cli("train", "--dataset", tmp_path / "nope.npz", "--outdir",
+                                  tmp_path / "o"), 1, "nope.npz: no such file")
 
 
 def _installed_fashion():
@@ -272,21 +272,32 @@ def _installed_fashion():
         return None
 
 
-@pytest.mark.skipif(_installed_fashion() is None,
-                    reason="Fashion-MNIST IDX files not found (install Debian's "
-                           "dataset-fashion-mnist, or put them in $CGAN_DATA_DIR)")
-def test_short_fashion_mnist_training_and_a_sneaker(tmp_path):
+@pytest.fixture(params=["made_up", pytest.param("installed", marks=pytest.mark.skipif(
+    _installed_fashion() is None, reason="Fashion-MNIST IDX files not found (install Debian's "
+                                         "dataset-fashion-mnist, or put them in $CGAN_DATA_DIR)"))])
+def fashion_files(request, synthetic_fashion_dir):
+    """(--data-dir arguments, the folder they lead to): made-up files (always), or the
+    installed ones, found without --data-dir."""
+    if request.param == "made_up":
+        return ["--data-dir", synthetic_fashion_dir], synthetic_fashion_dir
+    return [], _installed_fashion()
+
+
+@pytest.mark.slow
+def test_short_fashion_mnist_training_and_a_sneaker(tmp_path, fashion_files, run_cli):
+    data_dir_args, fashion_dir = fashion_files
     outdir = tmp_path / "fashion"
-    result = run("train", *TINY_MODEL, "--dataset", "fashion_mnist", "--outdir", outdir)
+    result = run_cli("train", *TINY_MODEL, "--dataset", "fashion_mnist", "--outdir", outdir,
+                     *data_dir_args)
     assert result.returncode == 0, result.stderr
     assert "on fashion_mnist" in result.stdout
     stored = json.loads((outdir / "config.json").read_text())
     assert stored["run"]["data"]["class_names"] == list(data.FASHION_NAMES)
-    assert stored["run"]["data"]["path"] == str(_installed_fashion())
+    assert stored["run"]["data"]["path"] == str(fashion_dir)
     for spelling, file, label in (("sneaker", "digit_sneaker", 7),
                                   ("ANKLE_BOOT", "digit_ankle_boot", 9)):
-        made = run("generate", "--digit", spelling, "--n", 2, "--outdir", outdir, "--seed", 0,
-                   "--format", "npz")
+        made = run_cli("generate", "--digit", spelling, "--n", 2, "--outdir", outdir,
+                       "--seed", 0, "--format", "npz")
         assert made.returncode == 0, made.stderr
         with np.load(outdir / "generated" / f"{file}.npz") as samples:
             assert samples["labels"].tolist() == [label, label]

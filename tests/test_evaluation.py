@@ -156,6 +156,7 @@ def test_cache_dir_follows_the_environment(tmp_path):
 # --- the evaluator ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_evaluator_tells_real_digits_from_noise(tiny_evaluator, mnist):
     assert tiny_evaluator.test_accuracy > 0.85
     x, _ = data.to_model_inputs(mnist.test.images[-1000:], mnist.test.labels[-1000:], 10)
@@ -173,8 +174,9 @@ def _small_recipe(**changes):
     return evaluation.Recipe(train_examples=128, epochs=1, batch_size=64, **changes)
 
 
-def test_cache_is_reused_and_rebuilt_when_stale_or_corrupt(tmp_path, tiny_data_dir):
-    tiny = data.load_npz(tiny_data_dir / "mnist.npz")
+@pytest.mark.slow
+def test_cache_is_reused_and_rebuilt_when_stale_or_corrupt(tmp_path, tiny_data):
+    tiny = tiny_data
     paths = evaluation.cache_paths("mnist", tmp_path)
 
     def load(recipe=_small_recipe()):
@@ -206,12 +208,11 @@ def test_fingerprint_depends_on_the_data_bytes_and_the_recipe(tmp_path):
     assert evaluation.fingerprint(a, recipe) == evaluation.fingerprint(a, evaluation.Recipe())
 
 
-def test_evaluate_refuses_a_partial_training_set(tiny_data_dir):
+def test_evaluate_refuses_a_partial_training_set(tiny_data):
     from cgan_mnist.errors import UserError
 
-    tiny = data.load_npz(tiny_data_dir / "mnist.npz")
     with pytest.raises(UserError, match="needs the full 60,000"):
-        evaluation.evaluate(None, tiny, 10, evaluator=None)
+        evaluation.evaluate(None, tiny_data, 10, evaluator=None)
 
 
 # --- during training: quality.csv survives resume and changes nothing else -----------------
@@ -235,15 +236,24 @@ def _generator_weights(outdir):
     return keras.models.load_model(outdir / "generator.keras").get_weights()
 
 
+@pytest.fixture(scope="module")
+def shapes_evaluator(tmp_path_factory, tiny_data):
+    """An evaluator of the made-up shapes (1 epoch on 128 images): enough to measure with."""
+    return evaluation.load_or_train(tiny_data, recipe=_small_recipe(), log=lambda line: None,
+                                    cache=tmp_path_factory.mktemp("shapes_evaluator"))
+
+
+@pytest.mark.slow
+@pytest.mark.cpu_only_determinism
 def test_quality_during_training_survives_resume_and_disturbs_nothing(tmp_path, tiny_data_dir,
-                                                                        tiny_evaluator):
+                                                                        shapes_evaluator):
     plain, stopped = tmp_path / "plain", tmp_path / "stopped"
     _train(plain, tiny_data_dir, None, epochs=2)
-    _train(stopped, tiny_data_dir, tiny_evaluator, epochs=1, eval_interval=1)
+    _train(stopped, tiny_data_dir, shapes_evaluator, epochs=1, eval_interval=1)
     first = outputs.read_quality(stopped / "quality.csv")
     # A row from an epoch that the checkpoint never reached (a crash after the check):
     outputs.write_quality(stopped / "quality.csv", first + [{**first[0], "epoch": 7}])
-    _train(stopped, tiny_data_dir, tiny_evaluator, epochs=2, resume=True)
+    _train(stopped, tiny_data_dir, shapes_evaluator, epochs=2, resume=True)
 
     rows = outputs.read_quality(stopped / "quality.csv")
     assert [r["epoch"] for r in rows] == [1, 2] and rows[0] == first[0]

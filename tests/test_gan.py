@@ -6,18 +6,19 @@ from cgan_mnist.gan import CGAN, with_noise
 from cgan_mnist.models import ModelConfig, build_models
 
 
-def _batch(mnist, n, latent_dim):
+def _batch(dataset, n, latent_dim):
     import tensorflow as tf
 
-    images, labels = data.to_model_inputs(mnist.train.images[:n], mnist.train.labels[:n], 10)
+    images, labels = data.to_model_inputs(dataset.train.images[:n], dataset.train.labels[:n], 10)
     batches = tf.data.Dataset.from_tensor_slices((images, labels)).batch(n)
     return next(iter(with_noise(batches, latent_dim, seed=0, epoch=1)))
 
 
-def test_noise_is_a_function_of_seed_epoch_and_batch(mnist):
+def test_noise_is_a_function_of_seed_epoch_and_batch(tiny_data):
     import tensorflow as tf
 
-    images, labels = data.to_model_inputs(mnist.train.images[:8], mnist.train.labels[:8], 10)
+    train = tiny_data.train
+    images, labels = data.to_model_inputs(train.images[:8], train.labels[:8], 10)
     batches = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
 
     def noise(seed, epoch):
@@ -33,11 +34,12 @@ def test_noise_is_a_function_of_seed_epoch_and_batch(mnist):
     assert not np.array_equal(d_noise, g_noise)
 
 
-@pytest.mark.parametrize("arch, xla", [("mlp", False), ("dcgan", False), ("dcgan", True)])
-def test_one_real_step_changes_both_networks(mnist, arch, xla):
+@pytest.mark.parametrize("arch, xla", [("mlp", False), ("dcgan", False),
+                                       pytest.param("dcgan", True, marks=pytest.mark.slow)])
+def test_one_real_step_changes_both_networks(tiny_data, arch, xla):
     cfg = ModelConfig(arch, latent_dim=16, g_width=16, d_width=16)
     gan = CGAN(*build_models(cfg), jit_compile=xla)
-    batch = _batch(mnist, 32, latent_dim=16)
+    batch = _batch(tiny_data, 32, latent_dim=16)
     g_before = [w.numpy() for w in gan.generator.weights]
     d_before = [w.numpy() for w in gan.discriminator.trainable_weights]
     metrics = {k: float(v) for k, v in gan.train_step(batch).items()}
@@ -52,26 +54,20 @@ def test_one_real_step_changes_both_networks(mnist, arch, xla):
     assert gan.g_optimizer.iterations.numpy() == 1 and gan.d_optimizer.iterations.numpy() == 1
 
 
-def test_discriminator_learns_to_tell_real_from_fake(mnist):
-    """A few D+G steps on real digits: D's real probability rises above its fake one."""
+@pytest.mark.slow
+def test_discriminator_learns_to_tell_real_from_fake(tiny_data):
+    """A few D+G steps on real images: D's real probability rises above its fake one."""
     gan = CGAN(*build_models(ModelConfig("dcgan", latent_dim=16, g_width=16, d_width=16)),
                lr=1e-3)
-    batch = _batch(mnist, 64, latent_dim=16)
+    batch = _batch(tiny_data, 64, latent_dim=16)
     for _ in range(10):
         metrics = gan.train_step(batch)
     assert float(metrics["d_real"]) > float(metrics["d_fake"])
 
 
-def test_generate_is_deterministic_in_inference_mode():
-    gan = CGAN(*build_models(ModelConfig("dcgan", latent_dim=8, g_width=8, d_width=8)))
-    noise = np.ones((3, 8), np.float32)
-    labels = np.eye(10, dtype=np.float32)[:3]
-    assert np.array_equal(np.asarray(gan.generate(noise, labels)),
-                          np.asarray(gan.generate(noise, labels)))
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-def test_mixed_precision_step(mnist, policy):
+def test_mixed_precision_step(tiny_data, policy):
     """Layers compute in 16 bits; heads stay float32; float16 gets loss scaling."""
     import keras
 
@@ -83,14 +79,16 @@ def test_mixed_precision_step(mnist, policy):
     assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer) == scaling
     assert isinstance(gan.d_optimizer, keras.optimizers.LossScaleOptimizer) == scaling
     before = discriminator.get_layer("logit_unconditional").get_weights()[0].copy()
-    metrics = {k: float(v) for k, v in gan.train_step(_batch(mnist, 16, 16)).items()}
+    metrics = {k: float(v) for k, v in gan.train_step(_batch(tiny_data, 16, 16)).items()}
     assert all(np.isfinite(v) for v in metrics.values())
     after = discriminator.get_layer("logit_unconditional").get_weights()[0]
     assert not np.array_equal(before, after)
     assert keras.config.dtype_policy().name == "float32", "the global policy is left as it was"
 
 
-def test_moving_average_follows_the_generator_and_is_what_is_sampled(mnist):
+@pytest.mark.slow
+@pytest.mark.cpu_only_determinism
+def test_moving_average_follows_the_generator_and_is_what_is_sampled(tiny_data):
     """After one step the average is decay * (G before) + (1 - decay) * (G after),
     with the ramped decay (1 + t) / (10 + t); training itself never reads it."""
     import keras
@@ -105,7 +103,7 @@ def test_moving_average_follows_the_generator_and_is_what_is_sampled(mnist):
     before = averaged.generator.get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(before, averaged.generator_ema.get_weights()))
 
-    batch = _batch(mnist, 32, latent_dim=16)
+    batch = _batch(tiny_data, 32, latent_dim=16)
     plain.train_step(batch)
     averaged.train_step(batch)
     after = averaged.generator.get_weights()
@@ -131,13 +129,15 @@ def test_discriminator_can_have_its_own_learning_rate():
     assert same.learning_rates() == pytest.approx({"generator": 3e-4, "discriminator": 3e-4})
 
 
-def test_label_smoothing_lowers_only_the_real_target(mnist):
+@pytest.mark.slow
+@pytest.mark.cpu_only_determinism
+def test_label_smoothing_lowers_only_the_real_target(tiny_data):
     """BCE(t, z) = softplus(z) - t z, so with a real target of 1 - s, D's loss on the
     same weights and batch is higher by s times the mean real logit; fakes keep 0."""
     import keras
 
     cfg = ModelConfig("dcgan", latent_dim=16, g_width=8, d_width=8)
-    batch = _batch(mnist, 32, latent_dim=16)
+    batch = _batch(tiny_data, 32, latent_dim=16)
     losses = {}
     for smoothing in (0.0, 0.2):
         keras.utils.set_random_seed(5)

@@ -12,8 +12,6 @@ import pytest
 from cgan_mnist import cli, data, generate, outputs
 from cgan_mnist.errors import UsageError
 
-from test_cli import assert_one_line_error, run
-
 
 def request(*argv, names=None):
     return cli.validate_generate_args(cli.generate_parser().parse_args(list(map(str, argv))),
@@ -192,17 +190,18 @@ def test_digit_all_grid_has_a_label_margin_of_known_width(generator, trained_run
         assert margin[outputs.GRID_PAD + row * 30:(row + 1) * 30].max() > 100
 
 
-def test_cli_interpolates_between_named_classes(trained_run, tmp_path):
+def test_cli_interpolates_between_named_classes(trained_run, tmp_path, run_cli,
+                                                assert_one_line_error):
     run_copy = tmp_path / "run"
     run_copy.mkdir()
     shutil.copy(trained_run / "generator.keras", run_copy)
     config = json.loads((trained_run / "config.json").read_text())
     config["run"]["data"]["class_names"] = list(data.FASHION_NAMES)
     (run_copy / "config.json").write_text(json.dumps(config))
-    result = run("generate", "--interpolate", "Sneaker", "ankle boot", "--n", 2, "--seed", 0,
-                 "--outdir", run_copy)
+    result = run_cli("generate", "--interpolate", "Sneaker", "ankle boot", "--n", 2,
+                     "--seed", 0, "--outdir", run_copy)
     assert result.returncode == 0, result.stderr
     stem = run_copy / "generated" / "interpolate_sneaker_ankle_boot"
     assert result.stdout.split() == [f"{stem}.gif", f"{stem}.png"]
-    assert_one_line_error(run("generate", "--digit", "hat", "--outdir", run_copy), 2,
+    assert_one_line_error(run_cli("generate", "--digit", "hat", "--outdir", run_copy), 2,
                           "a class name of this run (t shirt/top", "got 'hat'")

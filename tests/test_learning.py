@@ -8,6 +8,7 @@ ignores its label, or that does not learn, fails.
 """
 
 import numpy as np
+import pytest
 
 from cgan_mnist.config import validate_train_options
 from cgan_mnist.generate import load_generator, sample
@@ -27,6 +28,7 @@ def _conditional_accuracy(images, labels, means):
     return float((distances.argmin(1) == labels).mean())
 
 
+@pytest.mark.slow
 def test_short_training_makes_samples_look_like_the_asked_for_digit(tmp_path, mnist,
                                                                     mnist_path):
     means = _class_means(mnist)

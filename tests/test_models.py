@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from cgan_mnist.models import (LabelPlaneConv2D, ModelConfig, PixelShuffleConv2DTranspose, build_models, forward_flops,
-                               training_flops_per_image)
+from cgan_mnist.models import (LabelPlaneConv2D, ModelConfig, PixelShuffleConv2DTranspose,
+                               build_models, forward_flops)
 
 
 @pytest.fixture(scope="module", params=["mlp", "dcgan"])
@@ -69,7 +69,6 @@ def test_flops_of_dcgan_match_a_hand_count():
              + features + 10 * features + features)
     assert forward_flops(generator) == g
     assert forward_flops(discriminator) == d
-    assert training_flops_per_image(generator, discriminator) == 4 * g + 9 * d
 
 
 @pytest.mark.parametrize("soft", [False, True])
@@ -125,6 +124,7 @@ def test_pixel_shuffle_transposed_conv_equals_keras_conv2d_transpose(filters, us
                                rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_portable_generator_is_built_in_layers_with_the_same_function(tmp_path):
     from cgan_mnist.models import portable_generator
 
@@ -135,7 +135,8 @@ def test_portable_generator_is_built_in_layers_with_the_same_function(tmp_path):
     noise, labels = _inputs(cfg)
     np.testing.assert_allclose(portable([noise, labels], training=False),
                                generator([noise, labels], training=False), atol=1e-5)
-    # It loads with plain Keras in a process that never imported this package.
+    # It loads with plain Keras in a process that never imported this package
+    # (a fresh interpreter: this one has).
     portable.save(tmp_path / "g.keras")
     code = ("import keras, sys; m = keras.models.load_model(sys.argv[1]); "
             "assert 'cgan_mnist' not in sys.modules; print(m.output.shape)")

@@ -27,6 +27,8 @@ def _weights(outdir):
     return [w for w in keras.models.load_model(outdir / "generator.keras").get_weights()]
 
 
+@pytest.mark.slow
+@pytest.mark.cpu_only_determinism
 @pytest.mark.parametrize("arch, ema", [("mlp", 0.0), ("dcgan", 0.0), ("dcgan", 0.9)])
 def test_resumed_run_equals_uninterrupted_run(tmp_path, tiny_data_dir, arch, ema):
     """With ``ema`` the saved generator is the average, so it must be checkpointed too."""
@@ -42,6 +44,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, tiny_data_dir, arch, ema
     assert len(list((stopped / "generated").glob("epoch_*.png"))) == 3
 
 
+@pytest.mark.slow
 def test_used_outdir_is_refused_without_resume_or_overwrite(tmp_path, tiny_data_dir):
     _train(tmp_path, tiny_data_dir, "mlp", epochs=1)
     before = (tmp_path / "history.csv").read_text()

@@ -13,8 +13,6 @@ import pytest
 
 from cgan_mnist import console, tensorboard
 
-from test_cli import assert_one_line_error, run
-
 TINY = ["--g-width", "8", "--d-width", "8", "--latent-dim", "8", "--no-xla", "--limit", "64",
         "--batch-size", "32", "--seed", "5", "--checkpoint-interval", "1"]
 STEP_TAGS = ["loss/d_loss", "loss/g_loss", "D/d_real", "D/d_fake"]
@@ -96,21 +94,22 @@ def test_tensorboard_itself_reads_the_files(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def board_run(tmp_path_factory, tiny_data_dir):
+def board_run(tmp_path_factory, tiny_data_dir, run_cli):
     outdir = tmp_path_factory.mktemp("board_run")
-    first = run("train", *TINY, "--epochs", "1", "--outdir", outdir, "--tensorboard", "--quiet",
-                "--data-dir", tiny_data_dir)
+    first = run_cli("train", *TINY, "--epochs", "1", "--outdir", outdir, "--tensorboard",
+                    "--quiet", "--data-dir", tiny_data_dir)
     assert first.returncode == 0, first.stderr
     log_after_first = (outdir / "log.txt").read_text()
     # A record logged after the last checkpoint by a run that then crashed:
     with tensorboard.open_board(True, outdir / "logs") as board:
         board.steps([{"step": 3, "d_loss": 999.0, "g_loss": 0.0, "d_real": 0.0, "d_fake": 0.0}])
-    second = run("train", "--outdir", outdir, "--resume", "--epochs", "2", "--verbose",
-                 "--data-dir", tiny_data_dir)
+    second = run_cli("train", "--outdir", outdir, "--resume", "--epochs", "2", "--verbose",
+                     "--data-dir", tiny_data_dir)
     assert second.returncode == 0, second.stderr
     return outdir, first, log_after_first, second
 
 
+@pytest.mark.slow
 def test_tensorboard_logs_every_step_and_each_grid_across_resume(board_run):
     outdir = board_run[0]
     scalars = tensorboard.read_scalars(outdir / "logs")
@@ -127,6 +126,7 @@ def test_tensorboard_logs_every_step_and_each_grid_across_resume(board_run):
     assert _images(outdir / "logs") == [(2, 302, 302), (4, 302, 302)]
 
 
+@pytest.mark.slow
 def test_quiet_prints_only_the_final_line(board_run):
     _, first, log_after_first, _ = board_run
     assert first.stdout.splitlines() == [line for line in first.stdout.splitlines()
@@ -136,6 +136,7 @@ def test_quiet_prints_only_the_final_line(board_run):
     assert log_after_first == first.stdout, "log.txt holds what was printed"
 
 
+@pytest.mark.slow
 def test_verbose_names_the_files_and_log_txt_grows_across_resume(board_run):
     outdir, first, _, second = board_run
     lines = second.stdout.splitlines()
@@ -176,9 +177,9 @@ def test_run_log_keeps_lines_until_the_folder_is_ready(tmp_path, capsys):
     log.keep("not written, and no exception")
 
 
-def test_failed_run_records_its_error_in_log_txt(tmp_path):
-    result = run("train", *TINY, "--epochs", "1", "--outdir", tmp_path,
-                 "--data-dir", tmp_path / "no_data")
+def test_failed_run_records_its_error_in_log_txt(tmp_path, run_cli, assert_one_line_error):
+    result = run_cli("train", *TINY, "--epochs", "1", "--outdir", tmp_path,
+                     "--data-dir", tmp_path / "no_data")
     assert_one_line_error(result, 1, "not found")
     kept = (tmp_path / "log.txt").read_text().splitlines()
     assert kept[0].startswith("cgan-train: dcgan on mnist")
@@ -189,7 +190,9 @@ def test_failed_run_records_its_error_in_log_txt(tmp_path):
 # --- --dry-run and --quiet/--verbose as options -------------------------------------------
 
 
-def test_dry_run_prints_the_resolved_options_without_tensorflow_or_files(tmp_path, trained_run):
+def test_dry_run_prints_the_resolved_options_without_tensorflow_or_files(
+        tmp_path, trained_run, run_cli, assert_one_line_error):
+    # A fresh interpreter, to see that TensorFlow is not imported (this process has it).
     new_outdir = tmp_path / "not_created"
     code = ("import sys\nfrom cgan_mnist import cli\n"
             f"assert cli.train_main(['--dry-run', '--outdir', {str(new_outdir)!r}, '--epochs', "
@@ -204,7 +207,8 @@ def test_dry_run_prints_the_resolved_options_without_tensorflow_or_files(tmp_pat
     assert not new_outdir.exists()
 
     before = {p: p.stat().st_mtime_ns for p in trained_run.rglob("*")}
-    resumed = run("train", "--outdir", trained_run, "--resume", "--epochs", "9", "--dry-run")
+    resumed = run_cli("train", "--outdir", trained_run, "--resume", "--epochs", "9",
+                      "--dry-run")
     assert resumed.returncode == 0, resumed.stderr
     stored = json.loads((trained_run / "config.json").read_text())
     resolved = json.loads(resumed.stdout)
@@ -212,12 +216,12 @@ def test_dry_run_prints_the_resolved_options_without_tensorflow_or_files(tmp_pat
     assert {p: p.stat().st_mtime_ns for p in trained_run.rglob("*")} == before
 
     # It refuses what the real run would refuse, and still touches nothing.
-    assert_one_line_error(run("train", "--outdir", trained_run, "--dry-run"), 1,
+    assert_one_line_error(run_cli("train", "--outdir", trained_run, "--dry-run"), 1,
                           "already holds a run")
-    assert_one_line_error(run("train", "--outdir", tmp_path, "--resume", "--dry-run"), 2,
+    assert_one_line_error(run_cli("train", "--outdir", tmp_path, "--resume", "--dry-run"), 2,
                           "no run to resume")
     assert {p: p.stat().st_mtime_ns for p in trained_run.rglob("*")} == before
 
 
-def test_quiet_and_verbose_exclude_each_other():
-    assert_one_line_error(run("train", "--quiet", "--verbose"), 2, "not allowed with")
+def test_quiet_and_verbose_exclude_each_other(run_cli, assert_one_line_error):
+    assert_one_line_error(run_cli("train", "--quiet", "--verbose"), 2, "not allowed with")
