@@ -34,7 +34,7 @@ def make_figures(run: Path, out: Path, prefix: str, pair: tuple[str, str] | None
     """Write the four figures of ``run`` into ``out``; return their paths."""
     from cgan_mnist import data, generate, outputs
     from cgan_mnist.errors import UserError
-    from cgan_mnist.run_folder import RunPaths, read_history
+    from cgan_mnist.run_folder import RunPaths, class_names, read_config, read_history
 
     paths = RunPaths(run)
     grids = paths.epoch_grids()
@@ -45,7 +45,7 @@ def make_figures(run: Path, out: Path, prefix: str, pair: tuple[str, str] | None
     if not grids:
         raise UserError(f"no generated/epoch_NNNN.png in {run}; train with a --sample-interval "
                         "that writes at least one grid")
-    names = generate.read_class_names(paths.generator) or data.DIGIT_NAMES
+    names = class_names(read_config(paths.root)) or data.DIGIT_NAMES
     if pair is None:
         pair = ("3", "8") if len(names) > 8 else ("0", str(len(names) - 1))
     (a, slug_a), (b, slug_b) = (generate.class_of(text, names, "--interpolate", allow_all=False)

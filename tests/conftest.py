@@ -56,22 +56,22 @@ def mnist_path() -> Path:
 
 @pytest.fixture(scope="session")
 def mnist(mnist_path):
-    from cgan_mnist import data
+    from cgan_mnist import sources
 
-    return data.load_npz(mnist_path)
+    return sources.load_npz(mnist_path)
 
 
 @pytest.fixture(scope="session")
 def tiny_evaluator(tmp_path_factory, mnist):
     """A rough evaluator (about 90% accurate) trained in seconds on 5,000 real training
     images, its accuracy measured on 2,000 test images; cached in a tmp folder."""
-    from cgan_mnist import data, evaluation
+    from cgan_mnist import data, evaluator
 
     small = data.Dataset(mnist.name, mnist.path, data.Split(mnist.train.images[:5000],
                                                             mnist.train.labels[:5000]),
                          data.Split(mnist.test.images[:2000], mnist.test.labels[:2000]))
-    recipe = evaluation.Recipe(train_examples=5000, epochs=2, batch_size=32, learning_rate=2e-3)
-    return evaluation.load_or_train(small, recipe=recipe, log=lambda line: None,
+    recipe = evaluator.Recipe(train_examples=5000, epochs=2, batch_size=32, learning_rate=2e-3)
+    return evaluator.load_or_train(small, recipe=recipe, log=lambda line: None,
                                     cache=tmp_path_factory.mktemp("evaluator_cache"))
 
 
@@ -145,21 +145,21 @@ def synthetic_npz(tiny_data_dir) -> Path:
 @pytest.fixture(scope="session")
 def tiny_data(tiny_data_dir):
     """``tiny_data_dir``'s mnist.npz, loaded (a ``data.Dataset``)."""
-    from cgan_mnist import data
+    from cgan_mnist import sources
 
-    return data.load_npz(tiny_data_dir / "mnist.npz")
+    return sources.load_npz(tiny_data_dir / "mnist.npz")
 
 
 @pytest.fixture(scope="session")
 def synthetic_fashion_dir(tmp_path_factory) -> Path:
     """A folder with the four Fashion-MNIST IDX .gz files, made up: 256 train, 64 test."""
-    from cgan_mnist import data, idx, outputs
+    from cgan_mnist import idx, outputs, sources
 
     folder = tmp_path_factory.mktemp("fashion")
     x_train, y_train = synthetic_digits(256, seed=2)
     x_test, y_test = synthetic_digits(64, seed=3)
     arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
-    for key, name in data.FASHION_FILES.items():
+    for key, name in sources.FASHION_FILES.items():
         outputs.write_bytes(folder / name, idx.write_idx(name, arrays[key]))
     return folder
 

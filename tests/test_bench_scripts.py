@@ -1,6 +1,7 @@
 """The benchmark scripts' pure parts: they rewrite only their own sections of BENCHMARKS.md."""
 
 import pytest
+from cgan_mnist import measuring
 
 
 def test_quality_sections_are_per_architecture(load_script):
@@ -40,7 +41,7 @@ def test_tuning_table_collects_every_variant_run(tmp_path, load_script):
             json.dumps({"variant": variant, "options": options, "rows": rows}))
     lines = tune.table(tmp_path)
     assert len(lines) == 2 + 3
-    assert "| `defaults` | 10 | live | 10m00s | 99.00% | 97.0% | 3.000" in lines[2]
+    assert "| `defaults` | 10 | live | 0:10:00 | 99.00% | 97.0% | 3.000" in lines[2]
     assert [line.split(" | ")[2] for line in lines[3:]] == ["live", "average"]
 
 
@@ -49,7 +50,7 @@ def test_tuning_continues_an_earlier_run_of_the_same_variant(tmp_path, monkeypat
     rows; it never starts it over (an hour of training on a CPU)."""
     import json
 
-    from cgan_mnist import evaluation, generate
+    from cgan_mnist import generate, measuring
 
     tune = load_script("tune_quality")
     trained = []
@@ -63,7 +64,7 @@ def test_tuning_continues_an_earlier_run_of_the_same_variant(tmp_path, monkeypat
               "per_class_accuracy": [0.99] * 9 + [0.97]}
     monkeypatch.setattr(tune.bench_quality, "train_to", train_to)
     monkeypatch.setattr(generate, "load_generator", lambda path: "generator")
-    monkeypatch.setattr(evaluation, "evaluate", lambda *a, **k: {"generator": column})
+    monkeypatch.setattr(measuring, "evaluate", lambda *a, **k: {"generator": column})
 
     def run(*argv):
         args = tune.parse_args(["--variant", "ema=0.999", "--outdir", str(tmp_path), *argv])
@@ -86,7 +87,7 @@ def test_tuning_adds_the_live_row_at_the_last_epoch_without_training(tmp_path, m
                                                                       load_script):
     import json
 
-    from cgan_mnist import evaluation, generate
+    from cgan_mnist import generate, measuring
 
     tune = load_script("tune_quality")
     trained, evaluated = [], []
@@ -98,11 +99,11 @@ def test_tuning_adds_the_live_row_at_the_last_epoch_without_training(tmp_path, m
               "recall": 0.8, "parzen_log_likelihood": 200.0, "parzen_standard_error": 2.0,
               "per_class_accuracy": [0.99] * 10}
 
-    def evaluate(generator, *a, **k):
-        evaluated.append(generator)
+    def evaluate(sampler, *a, **k):
+        evaluated.append(sampler.args[0])  # partial(generate.sample, generator)
         return {"generator": column}
 
-    monkeypatch.setattr(evaluation, "evaluate", evaluate)
+    monkeypatch.setattr(measuring, "evaluate", evaluate)
 
     def run(*argv):
         args = tune.parse_args(["--variant", "ema=0.999", "--outdir", str(tmp_path), *argv])
@@ -146,17 +147,20 @@ def test_reference_spread_draws_the_reference_as_cgan_eval_does(monkeypatch, cap
                                                                  tiny_evaluator, trained_run,
                                                                  load_script):
     """The script's real-data Fréchet distance at seed S is cgan-eval's at --seed S."""
-    from cgan_mnist import data, evaluation
-    from cgan_mnist.generate import load_generator
+    from functools import partial
+
+    from cgan_mnist import data, evaluator
+    from cgan_mnist.generate import load_generator, sample
 
     spread = load_script("fd_reference_spread")
     assert spread.parse_seeds("2-4") == [2, 3, 4] and spread.parse_seeds("0,7") == [0, 7]
     monkeypatch.setattr(data, "load", lambda name, folder: mnist)
-    monkeypatch.setattr(evaluation, "load_or_train", lambda dataset: tiny_evaluator)
+    monkeypatch.setattr(evaluator, "load_or_train", lambda dataset: tiny_evaluator)
     spread.main(["--seeds", "0-1", "--n-per-class", "10"])
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("seed")]
     generator = load_generator(trained_run / "generator.keras")
     for seed, line in zip((0, 1), printed, strict=True):
-        result = evaluation.evaluate(generator, mnist, 10, seed, evaluator=tiny_evaluator)
+        result = measuring.evaluate(partial(sample, generator), mnist, 10, seed,
+                                    evaluator=tiny_evaluator)
         assert line.endswith(f"{result['real']['frechet_distance']:.3f}")
     assert printed[0] != printed[1]

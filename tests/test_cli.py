@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cgan_mnist import cli, outputs
+from cgan_mnist import arguments, cli, outputs, run_folder
 from cgan_mnist.errors import UsageError
 
 
@@ -43,7 +43,7 @@ def test_train_writes_every_output(trained_run_result):
 
     assert iio.imread(outdir / "generated" / "progress.gif").shape[1:3] == (302, 302)
     assert outputs.read_png(outdir / "plots" / "losses.png").ndim == 3
-    history = outputs.read_history(outdir / "history.csv")
+    history = run_folder.read_history(outdir / "history.csv")
     assert [r["step"] for r in history] == list(range(1, 17))
 
     import keras
@@ -70,10 +70,12 @@ def test_generate_digit_png_and_npz(trained_run, tmp_path, run_cli):
     assert result.returncode == 0, result.stderr
     png = outdir / "generated" / "digit_7.png"
     assert result.stdout.split() == [str(png), str(npz)]
-    assert outputs.read_png(png).shape == (4 * 30 + 2,) * 2
-    with np.load(npz) as samples:
-        assert samples["images"].shape == (16, 28, 28) and samples["images"].dtype == np.uint8
-        assert samples["labels"].tolist() == [7] * 16
+    assert outputs.read_png(png).shape == (3 * (4 * 30 + 2),) * 2  # enlarged to >= 256 px
+    with np.load(npz) as samples:  # Keras's layout, and the names of earlier versions
+        assert samples["x_train"].shape == (16, 28, 28) and samples["x_train"].dtype == np.uint8
+        assert samples["y_train"].tolist() == samples["labels"].tolist() == [7] * 16
+        assert np.array_equal(samples["images"], samples["x_train"])
+        assert samples["class_names"].tolist() == [str(d) for d in range(10)]
         first = samples["images"].copy()
     again = run_cli("generate", "--digit", 7, "--n", 16, "--outdir", outdir, "--seed", 4,
                     "--npz", npz)
@@ -86,9 +88,12 @@ def test_generate_all_digits_one_row_each(trained_run, tmp_path, run_cli):
     outdir = trained_run
     out = tmp_path / "all.png"
     result = run_cli("generate", "--digit", "all", "--n", 5, "--model",
-                     outdir / "generator.keras", "--out", out)
+                     outdir / "generator.keras", "--out", out, "--scale", 1)
     assert result.returncode == 0, result.stderr
     assert outputs.read_png(out).shape == (10 * 30 + 2, outputs.LABEL_MARGIN + 5 * 30 + 2)
+    assert run_cli("generate", "--digit", "all", "--n", 5, "--model", outdir / "generator.keras",
+                   "--out", out).returncode == 0  # by default: enlarged to >= 256 px across
+    assert outputs.read_png(out).shape == (2 * (10 * 30 + 2), 2 * (outputs.LABEL_MARGIN + 152))
 
 
 # --- bad input: one line, a non-zero code, no traceback ------------------------------
@@ -175,34 +180,24 @@ def test_help_and_argument_errors_do_not_import_tensorflow():
 # --- cgan-eval --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def eval_cache(tmp_path_factory, tiny_evaluator, mnist):
-    """A cache holding the tests' rough evaluator under the default recipe's key, so that
-    cgan-eval uses it instead of training the real one (minutes)."""
-    from cgan_mnist import evaluation
-
-    folder = tmp_path_factory.mktemp("eval_cache")
-    key = evaluation.fingerprint(mnist.path, evaluation.Recipe())
-    evaluation.store(evaluation.cache_paths(mnist.name, folder), tiny_evaluator.classifier,
-                     {**tiny_evaluator.info, "fingerprint": key})
-    return folder
-
-
 @pytest.mark.slow
-def test_eval_prints_the_table_and_writes_json_and_heat_map(trained_run, eval_cache, mnist_path,
+def test_eval_prints_the_table_and_writes_json_and_heat_map(trained_run, mnist_path,
                                                               tmp_path, run_cli):
     model = tmp_path / "run" / "generator.keras"
     model.parent.mkdir()
     model.write_bytes((trained_run / "generator.keras").read_bytes())
     report = tmp_path / "quality.json"
     result = run_cli("eval", "--model", model, "--n-per-class", 10, "--seed", 1, "--json",
-                     report, "--data-dir", mnist_path.parent, env={"CGAN_CACHE_DIR": eval_cache})
+                     report, "--data-dir", mnist_path.parent,
+                     env={"CGAN_CACHE_DIR": tmp_path / "empty_cache"})
     assert result.returncode == 0, result.stderr
-    assert "training the evaluator" not in result.stdout  # the cached one was used
+    assert "training the" not in result.stdout  # the shipped evaluator: nothing to train
+    assert not (tmp_path / "empty_cache").exists()
     numbers = json.loads(report.read_text())
     assert numbers["samples"] == 100 and numbers["n_per_class"] == 10
-    ev = numbers["evaluator"]["test_accuracy"]
-    assert f"evaluator: test accuracy {100 * ev:.2f}%" in result.stdout
+    ev = numbers["evaluator"]
+    assert (f"evaluator: mnist, weights {ev['weights']} (shipped with cgan-mnist), test accuracy "
+            f"{100 * ev['test_accuracy']:.2f}%") in result.stdout
     for column in ("generator", "real"):
         col = numbers[column]
         assert 0 <= col["conditional_accuracy"] <= 1 and col["frechet_distance"] >= 0
@@ -215,7 +210,7 @@ def test_eval_prints_the_table_and_writes_json_and_heat_map(trained_run, eval_ca
     assert row.split()[-2:] == [f"{100 * numbers[c]['conditional_accuracy']:.2f}%"
                                 for c in ("generator", "real")]
     for label in ("Fréchet distance", "classifier score", "precision (k=3)", "recall (k=3)",
-                  "Parzen log-likelihood", "accuracy of digit 9"):
+                  "Parzen log-likelihood", "accuracy of class 9"):
         assert label in result.stdout
     heat_map = outputs.read_png(model.parent / "plots" / "confusion.png")
     assert heat_map.shape[0] > 300 and heat_map.shape[1] > 300
@@ -242,7 +237,7 @@ def test_eval_missing_corrupt_model_and_partial_data(tmp_path, trained_run, tiny
     partial = run_cli("eval", "--outdir", trained_run, "--data-dir", tiny_data_dir)
     for result, phrases in ((missing, ("no trained generator",)),
                             (corrupt, ("cannot load", "corrupt")),
-                            (partial, ("needs the full 60,000", "--data-dir"))):
+                            (partial, ("measuring needs at least 6,000", "full data file"))):
         stderr = result.stderr
         assert result.returncode == 1
         assert stderr.count("\n") == 1 and stderr.startswith("cgan-eval: error:"), stderr
@@ -263,9 +258,9 @@ _tokens = st.one_of(
 @settings(max_examples=150, deadline=None)
 @given(st.lists(_tokens, max_size=6))
 def test_argument_handling_fails_only_with_usage_errors(argv):
-    for parse, check in ((cli.train_parser, lambda a: cli.validate_train_options(vars(a))),
-                         (cli.generate_parser, cli.validate_generate_args),
-                         (cli.eval_parser, cli.validate_eval_args)):
+    for parse, check in ((arguments.train_parser, lambda a: cli.validate_train_options(vars(a))),
+                         (arguments.generate_parser, arguments.validate_generate_args),
+                         (arguments.eval_parser, arguments.validate_eval_args)):
         try:
             check(parse().parse_args(argv))
         except UsageError as err:

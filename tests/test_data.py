@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cgan_mnist import data
+from cgan_mnist import data, sources
 from cgan_mnist.errors import UserError
 
 
@@ -32,19 +32,19 @@ def test_lookup_order_data_dir_then_env_then_cache(tmp_path, monkeypatch):
         _write(folder / "mnist.npz", **_good_arrays())
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv(data.DATA_ENV_VAR, str(env_dir))
-    assert data.locate("mnist", str(flag_dir), download=False) == flag_dir / "mnist.npz"
-    assert data.locate("mnist", None, download=False) == env_dir / "mnist.npz"
+    assert sources.locate("mnist", str(flag_dir), download=False) == flag_dir / "mnist.npz"
+    assert sources.locate("mnist", None, download=False) == env_dir / "mnist.npz"
     monkeypatch.delenv(data.DATA_ENV_VAR)
-    assert data.locate("mnist", None, download=False) == home / ".keras/datasets/mnist.npz"
+    assert sources.locate("mnist", None, download=False) == home / ".keras/datasets/mnist.npz"
 
 
 def test_no_data_anywhere_says_how_to_provide_it(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv(data.DATA_ENV_VAR, raising=False)
     with pytest.raises(UserError, match="--data-dir DIR or set CGAN_DATA_DIR"):
-        data.locate("mnist", None, download=False)
+        sources.locate("mnist", None, download=False)
     with pytest.raises(UserError, match="not found"):
-        data.locate("mnist", str(tmp_path / "nowhere"), download=False)
+        sources.locate("mnist", str(tmp_path / "nowhere"), download=False)
 
 
 @pytest.mark.parametrize("change, problem", [
@@ -59,17 +59,17 @@ def test_wrong_layout_is_named(tmp_path, change, problem):
     change(arrays)
     path = _write(tmp_path / "mnist.npz", **arrays)
     with pytest.raises(UserError, match=problem):
-        data.load_npz(path)
+        sources.load_npz(path)
 
 
 def test_truncated_or_garbage_file_is_reported(tmp_path):
     path = _write(tmp_path / "mnist.npz", **_good_arrays())
     path.write_bytes(path.read_bytes()[:500])
     with pytest.raises(UserError, match="cannot read it as .npz"):
-        data.load_npz(path)
+        sources.load_npz(path)
     path.write_text("not a zip file")
     with pytest.raises(UserError, match="cannot read it as .npz"):
-        data.load_npz(path)
+        sources.load_npz(path)
 
 
 def test_model_inputs_scaled_to_tanh_range_and_one_hot():

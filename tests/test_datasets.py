@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from cgan_mnist import data, idx, outputs
+from cgan_mnist import data, idx, outputs, sources
 from cgan_mnist.config import validate_train_options
 from cgan_mnist.errors import UsageError, UserError
 
@@ -26,7 +26,7 @@ def write_fashion_files(folder, n_train=64, n_test=16, labels=None):
               "y_train": (np.arange(n_train) % 10).astype(np.uint8) if labels is None else labels,
               "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
               "y_test": (np.arange(n_test) % 10).astype(np.uint8)}
-    for key, name in data.FASHION_FILES.items():
+    for key, name in sources.FASHION_FILES.items():
         outputs.write_bytes(folder / name, idx.write_idx(name, arrays[key]))
     return arrays
 
@@ -103,7 +103,7 @@ def no_fashion_anywhere(tmp_path, monkeypatch):
     """No data folder, an empty home and no system copy: only what a test puts in place."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv(data.DATA_ENV_VAR, raising=False)
-    monkeypatch.setattr(data, "FASHION_SYSTEM_DIR", tmp_path / "usr_share")
+    monkeypatch.setattr(sources, "FASHION_SYSTEM_DIR", tmp_path / "usr_share")
     return tmp_path
 
 
@@ -115,25 +115,25 @@ def test_fashion_lookup_order(no_fashion_anywhere, monkeypatch):
     for folder in places.values():
         write_fashion_files(folder)
     monkeypatch.setenv(data.DATA_ENV_VAR, str(places["env"]))
-    assert data.locate_fashion(str(places["flag"]), download=False) == places["flag"]
-    assert data.locate_fashion(str(root / "flag2"), download=False) == places["flag_sub"]
-    assert data.locate_fashion(None, download=False) == places["env"]
+    assert sources.locate_fashion(str(places["flag"]), download=False) == places["flag"]
+    assert sources.locate_fashion(str(root / "flag2"), download=False) == places["flag_sub"]
+    assert sources.locate_fashion(None, download=False) == places["env"]
     monkeypatch.delenv(data.DATA_ENV_VAR)
-    assert data.locate_fashion(None, download=False) == places["system"]
-    monkeypatch.setattr(data, "FASHION_SYSTEM_DIR", root / "nowhere")
-    assert data.locate_fashion(None, download=False) == places["cache"]
+    assert sources.locate_fashion(None, download=False) == places["system"]
+    monkeypatch.setattr(sources, "FASHION_SYSTEM_DIR", root / "nowhere")
+    assert sources.locate_fashion(None, download=False) == places["cache"]
 
 
 def test_fashion_missing_or_partial_files_say_what_to_do(no_fashion_anywhere):
     root = no_fashion_anywhere
     with pytest.raises(UserError, match="no fashion_mnist data found .*dataset-fashion-mnist"):
-        data.locate_fashion(None, download=False)
+        sources.locate_fashion(None, download=False)
     with pytest.raises(UserError, match="no Fashion-MNIST files in .*--data-dir DIR"):
-        data.locate_fashion(str(root / "empty"), download=False)
+        sources.locate_fashion(str(root / "empty"), download=False)
     write_fashion_files(root / "partial")
     (root / "partial" / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(UserError, match="lacks t10k-labels-idx1-ubyte.gz; add the missing"):
-        data.locate_fashion(str(root / "partial"), download=False)
+        sources.locate_fashion(str(root / "partial"), download=False)
 
 
 def test_fashion_loads_with_its_class_names(tmp_path):
@@ -267,7 +267,7 @@ def test_missing_custom_npz_is_one_line(tmp_path, run_cli, assert_one_line_error
 
 def _installed_fashion():
     try:
-        return data.locate_fashion(None, download=False)
+        return sources.locate_fashion(None, download=False)
     except UserError:
         return None
 

@@ -15,7 +15,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from cgan_mnist import outputs
+from cgan_mnist import run_folder
 
 TINY = {"arch": "dcgan", "g_width": 8, "d_width": 8, "latent_dim": 8, "limit": 128,
         "batch_size": 32, "epochs": 1, "seed": 7, "xla": False, "checkpoint_interval": 1,
@@ -52,7 +52,7 @@ def test_mirrored_on_two_devices_matches_one_device(tmp_path, tiny_data_dir):
                 for s in ("default", "mirrored"))
     for a, b in zip(one, two):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-    h1, h2 = (outputs.read_history(tmp_path / s / "history.csv") for s in ("default", "mirrored"))
+    h1, h2 = (run_folder.read_history(tmp_path / s / "history.csv") for s in ("default", "mirrored"))
     np.testing.assert_allclose([r["d_loss"] for r in h1], [r["d_loss"] for r in h2], rtol=1e-4)
 
 
@@ -88,7 +88,7 @@ def test_two_workers_train_and_write_one_set_of_outputs(tmp_path, tiny_data_dir)
     assert [len(lines) for lines in epoch_lines] == [2, 0]  # only the chief reports and writes
     config = json.loads((outdir / "config.json").read_text())
     assert config["run"]["devices"]["replicas"] == 2
-    history = outputs.read_history(outdir / "history.csv")
+    history = run_folder.read_history(outdir / "history.csv")
     assert [r["step"] for r in history] == list(range(1, 9))  # 128 // 32 per epoch
     assert sorted(p.name for p in (outdir / "generated").iterdir()) == [
         "epoch_0001.png", "epoch_0002.png", "progress.gif"]

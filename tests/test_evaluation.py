@@ -4,11 +4,12 @@ quality checks during training."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from cgan_mnist import data, evaluation, metrics, outputs
+from cgan_mnist import data, evaluation, evaluator, measuring, metrics, outputs, run_folder, sources
 
 # --- Fréchet distance ------------------------------------------------------------------
 
@@ -141,16 +142,16 @@ def test_parzen_stays_finite_where_every_density_underflows():
 def test_balanced_indices_draw_without_repeats_then_tile():
     labels = np.array([0] * 5 + [1] * 2)
     rng = np.random.default_rng(0)
-    idx = evaluation.balanced_indices(labels, 4, 2, rng)
+    idx = measuring.balanced_indices(labels, 4, 2, rng)
     assert labels[idx].tolist() == [0] * 4 + [1] * 4
     assert len(set(idx[:4])) == 4
     assert sorted(idx[4:].tolist()) == [5, 5, 6, 6]  # 2 images, each used twice
 
 
 def test_cache_dir_follows_the_environment(tmp_path):
-    assert evaluation.cache_dir({"CGAN_CACHE_DIR": str(tmp_path)}) == tmp_path
-    assert evaluation.cache_dir({"XDG_CACHE_HOME": "/x"}) == evaluation.Path("/x/cgan-mnist")
-    assert evaluation.cache_dir({}).parts[-2:] == (".cache", "cgan-mnist")
+    assert evaluator.cache_dir({"CGAN_CACHE_DIR": str(tmp_path)}) == tmp_path
+    assert evaluator.cache_dir({"XDG_CACHE_HOME": "/x"}) == evaluation.Path("/x/cgan-mnist")
+    assert evaluator.cache_dir({}).parts[-2:] == (".cache", "cgan-mnist")
 
 
 # --- the evaluator ---------------------------------------------------------------------
@@ -171,19 +172,19 @@ def test_evaluator_tells_real_digits_from_noise(tiny_evaluator, mnist):
 
 
 def _small_recipe(**changes):
-    return evaluation.Recipe(train_examples=128, epochs=1, batch_size=64, **changes)
+    return evaluator.Recipe(train_examples=128, epochs=1, batch_size=64, **changes)
 
 
 @pytest.mark.slow
 def test_cache_is_reused_and_rebuilt_when_stale_or_corrupt(tmp_path, tiny_data):
     tiny = tiny_data
-    paths = evaluation.cache_paths("mnist", tmp_path)
+    paths = evaluator.cache_paths(tiny, tmp_path)
 
     def load(recipe=_small_recipe()):
         lines = []
-        evaluator = evaluation.load_or_train(tiny, recipe=recipe, cache=tmp_path,
-                                             log=lines.append)
-        return evaluator, " ".join(lines)
+        trained = evaluator.load_or_train(tiny, recipe=recipe, cache=tmp_path,
+                                          log=lines.append, shipped=None)
+        return trained, " ".join(lines)
 
     first, log = load()
     assert "none cached yet" in log and paths.model.is_file()
@@ -198,21 +199,31 @@ def test_cache_is_reused_and_rebuilt_when_stale_or_corrupt(tmp_path, tiny_data):
     assert load()[1] == ""
 
 
-def test_fingerprint_depends_on_the_data_bytes_and_the_recipe(tmp_path):
-    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
-    a.write_bytes(b"one")
-    b.write_bytes(b"two")
-    recipe = evaluation.Recipe()
-    assert evaluation.fingerprint(a, recipe) != evaluation.fingerprint(b, recipe)
-    assert evaluation.fingerprint(a, recipe) != evaluation.fingerprint(a, _small_recipe())
-    assert evaluation.fingerprint(a, recipe) == evaluation.fingerprint(a, evaluation.Recipe())
+def test_fingerprint_is_the_content_whatever_the_file_format(tmp_path, tiny_data,
+                                                            synthetic_fashion_dir):
+    """It used to hash the data file's bytes, and failed on Fashion-MNIST's IDX folder."""
+    fashion = data.load("fashion_mnist", str(synthetic_fashion_dir))
+    copy = tmp_path / "copy.npz"
+    np.savez(copy, x_train=tiny_data.train.images, y_train=tiny_data.train.labels,
+             x_test=tiny_data.test.images, y_test=tiny_data.test.labels)
+    recipe = evaluator.Recipe()
+    ours = evaluator.fingerprint(tiny_data, recipe)
+    assert ours == evaluator.fingerprint(sources.load_custom_npz(copy), recipe)
+    assert ours != evaluator.fingerprint(tiny_data, _small_recipe())
+    assert evaluator.fingerprint(fashion, recipe) not in (ours, None)
+    paths = evaluator.cache_paths(fashion, tmp_path)
+    assert paths.model.name == "evaluator_fashion_mnist.keras"  # its own, never MNIST's
 
 
-def test_evaluate_refuses_a_partial_training_set(tiny_data):
+def test_measuring_refuses_a_small_training_set_or_no_test_split(tiny_data):
     from cgan_mnist.errors import UserError
 
-    with pytest.raises(UserError, match="needs the full 60,000"):
-        evaluation.evaluate(None, tiny_data, 10, evaluator=None)
+    with pytest.raises(UserError, match="measuring needs at least 6,000"):
+        measuring.evaluate(None, tiny_data, 10, evaluator=None)
+    big = data.Dataset("mine.npz", Path("mine.npz"), data.Split(
+        np.zeros((6000, 28, 28), np.uint8), np.arange(6000) % 10), None)
+    with pytest.raises(UserError, match="mine.npz has no test split"):
+        measuring.require_splits(big)
 
 
 # --- during training: quality.csv survives resume and changes nothing else -----------------
@@ -239,7 +250,7 @@ def _generator_weights(outdir):
 @pytest.fixture(scope="module")
 def shapes_evaluator(tmp_path_factory, tiny_data):
     """An evaluator of the made-up shapes (1 epoch on 128 images): enough to measure with."""
-    return evaluation.load_or_train(tiny_data, recipe=_small_recipe(), log=lambda line: None,
+    return evaluator.load_or_train(tiny_data, recipe=_small_recipe(), log=lambda line: None,
                                     cache=tmp_path_factory.mktemp("shapes_evaluator"))
 
 
@@ -250,12 +261,12 @@ def test_quality_during_training_survives_resume_and_disturbs_nothing(tmp_path, 
     plain, stopped = tmp_path / "plain", tmp_path / "stopped"
     _train(plain, tiny_data_dir, None, epochs=2)
     _train(stopped, tiny_data_dir, shapes_evaluator, epochs=1, eval_interval=1)
-    first = outputs.read_quality(stopped / "quality.csv")
+    first = run_folder.read_quality(stopped / "quality.csv")
     # A row from an epoch that the checkpoint never reached (a crash after the check):
-    outputs.write_quality(stopped / "quality.csv", first + [{**first[0], "epoch": 7}])
+    run_folder.write_quality(stopped / "quality.csv", first + [{**first[0], "epoch": 7}])
     _train(stopped, tiny_data_dir, shapes_evaluator, epochs=2, resume=True)
 
-    rows = outputs.read_quality(stopped / "quality.csv")
+    rows = run_folder.read_quality(stopped / "quality.csv")
     assert [r["epoch"] for r in rows] == [1, 2] and rows[0] == first[0]
     assert [r["step"] for r in rows] == [4, 8]
     assert 0.0 <= rows[1]["conditional_accuracy"] <= 1.0 and rows[1]["frechet_distance"] > 0

@@ -12,7 +12,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from cgan_mnist import outputs
+from cgan_mnist import run_folder
 from cgan_mnist.config import validate_train_options
 from cgan_mnist.errors import UserError
 from cgan_mnist.training import train
@@ -74,7 +74,7 @@ def test_full_disk_keeps_earlier_outputs(tmp_path, tiny_data_dir, run_cli,
         done = run_cli("train", "--outdir", outdir, "--resume", "--epochs", "3",
                        "--data-dir", tiny_data_dir)
         assert done.returncode == 0, done.stderr
-        assert len(outputs.read_history(outdir / "history.csv")) == 12
+        assert len(run_folder.read_history(outdir / "history.csv")) == 12
 
 
 @pytest.mark.slow
@@ -99,7 +99,7 @@ def test_nan_losses_stop_the_run_and_keep_the_last_good_checkpoint(tmp_path, tin
                                   "checkpoint_interval": 1})
     with pytest.raises(UserError, match=r"non-finite at epoch 2, step 6 .*ckpt-4"):
         train(cfg, log=lambda line: None, progress=False)
-    assert [r["step"] for r in outputs.read_history(tmp_path / "history.csv")] == [1, 2, 3, 4]
+    assert [r["step"] for r in run_folder.read_history(tmp_path / "history.csv")] == [1, 2, 3, 4]
     assert not (tmp_path / "generated" / "epoch_0002.png").exists()
     assert (tmp_path / "generator.keras").exists()
 

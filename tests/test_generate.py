@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cgan_mnist import cli, data, generate, outputs
+from cgan_mnist import arguments, data, generate, outputs, run_folder
 from cgan_mnist.errors import UsageError
 
 
 def request(*argv, names=None):
-    return cli.validate_generate_args(cli.generate_parser().parse_args(list(map(str, argv))),
+    return arguments.validate_generate_args(arguments.generate_parser().parse_args(list(map(str, argv))),
                                       names)
 
 
@@ -99,10 +99,13 @@ def test_animation_requests():
 
 
 def test_class_names_come_from_config_json_beside_the_model(tmp_path, trained_run):
-    assert generate.read_class_names(trained_run / "generator.keras") == data.DIGIT_NAMES
-    assert generate.read_class_names(tmp_path / "generator.keras") is None
+    from cgan_mnist.errors import UserError
+
+    assert run_folder.class_names(run_folder.read_config(trained_run)) == data.DIGIT_NAMES
+    assert run_folder.class_names(run_folder.read_config(tmp_path)) is None  # none: digits
     (tmp_path / "config.json").write_text("{broken")
-    assert generate.read_class_names(tmp_path / "generator.keras") is None
+    with pytest.raises(UserError, match="config.json .*damaged"):  # as everywhere else
+        run_folder.read_config(tmp_path)
 
 
 def test_slerp_keeps_the_ends_and_the_radius():
@@ -147,6 +150,7 @@ def test_generate_writes_gif_strip_and_npz(generator, trained_run, tmp_path):
     import imageio.v3 as iio
 
     made = request("--interpolate", 3, 8, "--n", 4, "--format", "both", "--seed", 1,
+                   "--scale", 1,
                    "--model", trained_run / "generator.keras", "--out", tmp_path / "i.png")
     assert generate.generate(made) == [tmp_path / "i.gif", tmp_path / "i.png",
                                        tmp_path / "i.npz"]
@@ -178,7 +182,7 @@ def test_scale_enlarges_pngs_by_nearest_neighbour(trained_run, tmp_path):
 
 def test_digit_all_grid_has_a_label_margin_of_known_width(generator, trained_run, tmp_path):
     made = request("--digit", "all", "--n", 3, "--seed", 4, "--model",
-                   trained_run / "generator.keras", "--out", tmp_path / "all.png")
+                   trained_run / "generator.keras", "--out", tmp_path / "all.png", "--scale", 1)
     generate.generate(made)
     labelled = outputs.read_png(tmp_path / "all.png")
     images, _ = generate.sample(generator, range(10), 3, seed=4)

@@ -20,10 +20,10 @@ pytestmark = pytest.mark.slow  # the run they protect is a real (tiny) training 
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, synthetic_data_dir):
+def run(tmp_path_factory, tiny_data_dir):
     """A finished 1-epoch run on made-up digits: what every case must leave intact."""
     outdir = tmp_path_factory.mktemp("hostile") / "run"
-    code = cli.train_main(["--data-dir", str(synthetic_data_dir), "--epochs", "1",
+    code = cli.train_main(["--data-dir", str(tiny_data_dir), "--epochs", "1",
                            "--batch-size", "32",
                            "--limit", "128", "--seed", "5", "--outdir", str(outdir), "--no-xla",
                            "--quiet"])
@@ -133,7 +133,7 @@ CASES = [
     ("train", "--outdir RUN --overwrite --data-dir FILES/nowhere", 1, "not found"),
     ("train", "--outdir RUN --overwrite --dataset FILES/ten.npz", 1, "not one full batch"),
     ("train", "--outdir RUN --overwrite --ema nan", 2, "finite"),
-    ("train", "--outdir RUN --overwrite --dataset DATA --batch-size 1000", 1,
+    ("train", "--outdir RUN --overwrite --dataset DATA --batch-size 2000", 1,
      "not one full batch"),
     # data files: tiny, wrong dtype, labels, shape, types, garbage, empty, a huge header
     ("train", "--dataset FILES/ten.npz --outdir FILES/t1", 1, "not one full batch"),

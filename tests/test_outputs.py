@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cgan_mnist import outputs
+from cgan_mnist import outputs, run_folder
 
 
 def test_value_range_maps_to_full_uint8():
@@ -37,8 +37,8 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
 def test_history_round_trip_and_loss_plot(tmp_path):
     rows = [{"step": i + 1, "epoch": i // 5 + 1, "d_loss": 1.0 / (i + 1), "g_loss": 0.5 + i / 10,
              "d_real": 0.6, "d_fake": 0.4} for i in range(20)]
-    outputs.write_history(tmp_path / "history.csv", rows)
-    back = outputs.read_history(tmp_path / "history.csv")
+    run_folder.write_history(tmp_path / "history.csv", rows)
+    back = run_folder.read_history(tmp_path / "history.csv")
     assert [r["step"] for r in back] == list(range(1, 21))
     assert back[3]["d_loss"] == pytest.approx(0.25)
     png = outputs.read_png(outputs.plot_losses(tmp_path / "losses.png", rows))
@@ -76,8 +76,8 @@ def test_quality_round_trip_and_plots(tmp_path):
     rows = [{"epoch": e, "step": 10 * e, "conditional_accuracy": 0.1 * e,
              "frechet_distance": 5.0 / e, "frechet_distance_class_mean": 6.0 / e,
              "classifier_score": 1.0 + e, "precision": 0.5, "recall": 0.25} for e in (1, 2, 5)]
-    outputs.write_quality(tmp_path / "quality.csv", rows)
-    back = outputs.read_quality(tmp_path / "quality.csv")
+    run_folder.write_quality(tmp_path / "quality.csv", rows)
+    back = run_folder.read_quality(tmp_path / "quality.csv")
     assert len(back) == 3 and all(b == pytest.approx(r) for b, r in zip(back, rows))
     assert outputs.read_png(outputs.plot_quality(tmp_path / "q.png", rows)).shape[1] > 500
     confusion = np.diag(np.arange(1, 11)) + 1

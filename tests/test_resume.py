@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cgan_mnist import outputs
+from cgan_mnist import run_folder
 from cgan_mnist.config import validate_train_options
 from cgan_mnist.errors import UserError
 from cgan_mnist.training import train
@@ -38,7 +38,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, tiny_data_dir, arch, ema
     _train(stopped, tiny_data_dir, arch, epochs=3, resume=True)
     for a, b in zip(_weights(straight), _weights(stopped)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    h1, h2 = (outputs.read_history(d / "history.csv") for d in (straight, stopped))
+    h1, h2 = (run_folder.read_history(d / "history.csv") for d in (straight, stopped))
     assert [r["step"] for r in h2] == list(range(1, 13))
     np.testing.assert_allclose([r["g_loss"] for r in h1], [r["g_loss"] for r in h2], rtol=1e-5)
     assert len(list((stopped / "generated").glob("epoch_*.png"))) == 3
@@ -52,4 +52,4 @@ def test_used_outdir_is_refused_without_resume_or_overwrite(tmp_path, tiny_data_
         _train(tmp_path, tiny_data_dir, "mlp", epochs=1)
     assert (tmp_path / "history.csv").read_text() == before
     _train(tmp_path, tiny_data_dir, "mlp", epochs=1, overwrite=True)
-    assert len(outputs.read_history(tmp_path / "history.csv")) == 4
+    assert len(run_folder.read_history(tmp_path / "history.csv")) == 4

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from cgan_mnist import outputs
+from cgan_mnist import run_folder
 
 
 @pytest.mark.slow
@@ -31,13 +31,13 @@ def test_signal_saves_and_resume_finishes(tmp_path, tiny_data_dir, sig, code, ru
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err
     assert "--resume" in err and "Traceback" not in err
-    stopped_at = len(outputs.read_history(tmp_path / "history.csv"))
+    stopped_at = len(run_folder.read_history(tmp_path / "history.csv"))
     assert 32 <= stopped_at < 128  # after epoch 1 (32 steps), before the end
     assert list((tmp_path / "checkpoints").glob("ckpt-*.index"))
 
     done = run_cli("train", "--outdir", tmp_path, "--resume",
                    env={"CGAN_DATA_DIR": tiny_data_dir})
     assert done.returncode == 0, done.stderr
-    history = outputs.read_history(tmp_path / "history.csv")
+    history = run_folder.read_history(tmp_path / "history.csv")
     assert [r["step"] for r in history] == list(range(1, 129))
     assert (tmp_path / "generator.keras").exists()

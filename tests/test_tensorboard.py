@@ -177,11 +177,25 @@ def test_run_log_keeps_lines_until_the_folder_is_ready(tmp_path, capsys):
     log.keep("not written, and no exception")
 
 
-def test_failed_run_records_its_error_in_log_txt(tmp_path, run_cli, assert_one_line_error):
-    result = run_cli("train", *TINY, "--epochs", "1", "--outdir", tmp_path,
-                     "--data-dir", tmp_path / "no_data")
-    assert_one_line_error(result, 1, "not found")
-    kept = (tmp_path / "log.txt").read_text().splitlines()
+def test_failed_run_records_its_error_in_log_txt(tmp_path, run_cli, assert_one_line_error,
+                                                 tiny_data_dir, monkeypatch):
+    import errno
+
+    from cgan_mnist.run_outputs import RunOutputs
+
+    refused = run_cli("train", *TINY, "--epochs", "1", "--outdir", tmp_path / "refused",
+                      "--data-dir", tmp_path / "no_data")
+    assert_one_line_error(refused, 1, "not found")
+    assert not (tmp_path / "refused").exists()  # refused before the folder was touched
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.paths.history))
+
+    monkeypatch.setattr(RunOutputs, "epoch_done", disk_full)
+    result = run_cli("train", *TINY, "--epochs", "1", "--outdir", tmp_path / "run",
+                     "--data-dir", tiny_data_dir)
+    assert_one_line_error(result, 1, "no space left")
+    kept = (tmp_path / "run" / "log.txt").read_text().splitlines()
     assert kept[0].startswith("cgan-train: dcgan on mnist")
     assert kept[-1] == [line for line in result.stderr.splitlines()
                         if line.startswith("cgan-train")][0]
