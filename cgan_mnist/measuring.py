@@ -23,7 +23,6 @@ from .evaluator import SHIPPED, TARGET_ACCURACY, Evaluator, parts
 NEIGHBOURS = 3                     # k of precision and recall
 PARZEN_SIGMAS = tuple(float(s) for s in np.logspace(-1, 0, 10))
 PARZEN_VALID_EXAMPLES = 2_000      # random subsample of the held-out part that chooses sigma
-MIN_TRAIN_SIZE = 6_000             # below this the held-out part is too small to mean much
 PAPER_PARZEN = (  # Mirza & Osindero (2014), Table 1: Parzen log-likelihood on MNIST's test set
     ("adversarial nets (Goodfellow et al., 2014)", 225.0, 2.0),
     ("conditional adversarial nets (Mirza & Osindero, 2014)", 132.0, 1.8),
@@ -128,14 +127,15 @@ def parzen_window(images: np.ndarray, reference: Reference) -> dict:
 
 
 def require_splits(dataset: data.Dataset) -> None:
-    """Measuring needs a test split and enough training images for the held-out part."""
+    """Measuring needs a test split, and every class in the held-out part of the training split."""
     if not dataset.has_test:
         raise UserError(f"{dataset.path} has no test split (x_test, y_test): sample quality is "
                         "measured against unseen real images; add them to the .npz")
-    if len(dataset.train.labels) < MIN_TRAIN_SIZE:
-        raise UserError(f"{dataset.path} has {len(dataset.train.labels):,} training images; "
-                        f"measuring needs at least {MIN_TRAIN_SIZE:,} (five sixths train the "
-                        "evaluator, one sixth is held out): pass the full data file")
+    held = dataset.train.labels[parts(len(dataset.train.labels))[1]]
+    if len(np.unique(held)) < dataset.num_classes:
+        raise UserError(f"{dataset.path} has too few training images ({len(dataset.train.labels):,})"
+                        " for its last sixth, held out from the evaluator, to hold every class: "
+                        "pass the full data file")
 
 
 def evaluate(sampler, dataset: data.Dataset, n_per_class: int = 1000, seed: int = 0, *,

@@ -40,6 +40,7 @@ class RunOutputs:
         self.quality = quality
         self.history: list[dict] = []
         self.durations: list[float] = []
+        self.saved_step: int | None = None  # the step of the last checkpoint written
         self.columns = SAMPLE_COLUMNS
         self.sample_inputs = fixed_noise(self.cfg.seed, self.cfg.latent_dim, dataset.num_classes)
         self.scratch = None if chief else Path(tempfile.mkdtemp(prefix="cgan-worker-"))
@@ -106,12 +107,12 @@ class RunOutputs:
     # -- after each epoch ---------------------------------------------------------------
 
     def epoch_done(self, epoch: int, rows: list[dict], seconds: float, *,
-                   interrupted: bool = False) -> None:
+                   finished: bool = True) -> None:
         """An epoch's steps ran (all of them, or up to a signal): record and save what is due."""
         self.history += rows
         self.durations.append(seconds)
         self._to_board(rows, seconds)
-        if interrupted:  # the epoch is not finished: a checkpoint, but no epoch grid
+        if not finished:  # stopped inside the epoch: a checkpoint, but no epoch grid or line
             self._save(epoch, samples=False, checkpoint=True)
             return
         self.log(self._epoch_line(epoch, rows))
@@ -121,6 +122,11 @@ class RunOutputs:
             self.quality.record(epoch, self.run.global_step, self.run.gan.sampler)
         self._save(epoch, samples=epoch % self.cfg.sample_interval == 0 or final,
                    checkpoint=epoch % self.cfg.checkpoint_interval == 0 or final)
+
+    def checkpoint_now(self, epoch: int) -> None:
+        """A checkpoint (and the history) at the current step, unless one was just written."""
+        if self.saved_step != self.run.global_step:
+            self._save(epoch, samples=False, checkpoint=True)
 
     def _epoch_line(self, epoch: int, rows: list[dict]) -> str:
         means = {k: np.mean([r[k] for r in rows]) for k in STEP_METRICS}
@@ -180,6 +186,7 @@ class RunOutputs:
             message = err.message.splitlines()[0]
             code = errno.ENOSPC if "space left" in message.lower() else errno.EIO
             raise OSError(code, message, str(self.paths.checkpoints)) from None
+        self.saved_step = self.run.global_step
         return Path(prefix)
 
     def _restore(self) -> None:

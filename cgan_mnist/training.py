@@ -216,8 +216,10 @@ def _loop(run: Run, outputs, show_progress: bool) -> None:
             rows = _run_epoch(run, epoch, signals, show_progress)
             seconds = time.perf_counter() - started
             _check_finite(rows, outputs)
-            outputs.epoch_done(epoch, rows, seconds, interrupted=bool(signals.received))
-            if signals.received:
+            finished = run.global_step == epoch * run.feeder.steps_per_epoch
+            outputs.epoch_done(epoch, rows, seconds, finished=finished)
+            if signals.received:  # during the steps or while their files were written
+                outputs.checkpoint_now(epoch)
                 raise Interrupted(signals.received, outputs.paths.root, run.global_step)
         outputs.finish()
 

@@ -229,15 +229,21 @@ def test_eval_bad_arguments(args, phrase, run_cli, assert_one_line_error):
     assert_one_line_error(run_cli("eval", *args), 2, phrase)
 
 
-def test_eval_missing_corrupt_model_and_partial_data(tmp_path, trained_run, tiny_data_dir,
+def test_eval_missing_corrupt_model_and_partial_data(tmp_path, trained_run, tiny_data,
                                                      run_cli):
     missing = run_cli("eval", "--outdir", tmp_path)
     (tmp_path / "generator.keras").write_bytes(b"\x00garbage" * 100)
     corrupt = run_cli("eval", "--outdir", tmp_path)
-    partial = run_cli("eval", "--outdir", trained_run, "--data-dir", tiny_data_dir)
+    few = tmp_path / "few"  # 60 images, in class order: the held-out last sixth is all 9s
+    few.mkdir()
+    order = np.argsort(tiny_data.train.labels, kind="stable")[::17][:60]
+    np.savez(few / "mnist.npz", x_train=tiny_data.train.images[order],
+             y_train=tiny_data.train.labels[order], x_test=tiny_data.test.images,
+             y_test=tiny_data.test.labels)
+    partial = run_cli("eval", "--outdir", trained_run, "--data-dir", few)
     for result, phrases in ((missing, ("no trained generator",)),
                             (corrupt, ("cannot load", "corrupt")),
-                            (partial, ("measuring needs at least 6,000", "full data file"))):
+                            (partial, ("too few training images", "full data file"))):
         stderr = result.stderr
         assert result.returncode == 1
         assert stderr.count("\n") == 1 and stderr.startswith("cgan-eval: error:"), stderr

@@ -93,6 +93,6 @@ def test_two_workers_train_and_write_one_set_of_outputs(tmp_path, tiny_data_dir)
     assert sorted(p.name for p in (outdir / "generated").iterdir()) == [
         "epoch_0001.png", "epoch_0002.png", "progress.gif"]
     assert sorted(p.name for p in outdir.iterdir()) == [
-        "checkpoints", "config.json", "generated", "generator.keras", "history.csv", "log.txt",
+        ".lock", "checkpoints", "config.json", "generated", "generator.keras", "history.csv", "log.txt",
         "plots"]
     assert (outdir / "log.txt").read_text() == results[0][0], "the chief's log only"

@@ -215,11 +215,14 @@ def test_fingerprint_is_the_content_whatever_the_file_format(tmp_path, tiny_data
     assert paths.model.name == "evaluator_fashion_mnist.keras"  # its own, never MNIST's
 
 
-def test_measuring_refuses_a_small_training_set_or_no_test_split(tiny_data):
+def test_measuring_refuses_a_held_out_part_without_every_class_or_no_test_split(tiny_data):
     from cgan_mnist.errors import UserError
 
-    with pytest.raises(UserError, match="measuring needs at least 6,000"):
-        measuring.evaluate(None, tiny_data, 10, evaluator=None)
+    order = np.argsort(tiny_data.train.labels, kind="stable")
+    sorted_data = data.Dataset("sorted", Path("sorted.npz"), data.Split(
+        tiny_data.train.images[order], tiny_data.train.labels[order]), tiny_data.test)
+    with pytest.raises(UserError, match="too few training images"):
+        measuring.evaluate(None, sorted_data, 10, evaluator=None)
     big = data.Dataset("mine.npz", Path("mine.npz"), data.Split(
         np.zeros((6000, 28, 28), np.uint8), np.arange(6000) % 10), None)
     with pytest.raises(UserError, match="mine.npz has no test split"):
@@ -274,3 +277,23 @@ def test_quality_during_training_survives_resume_and_disturbs_nothing(tmp_path, 
     # Measuring (and resuming) leaves training exactly as a plain run without checks.
     for a, b in zip(_generator_weights(plain), _generator_weights(stopped)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_cgan_eval_measures_a_run_against_its_own_dataset(tmp_path):
+    """cgan-eval used to score every run with MNIST's evaluator, Fashion-MNIST runs too."""
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"run": {"data": {"name": "fashion_mnist", "path": "/data/fashion-mnist"}}}))
+    request = evaluation.request_for(tmp_path / "generator.keras", 10, 0, None, None)
+    assert (request.dataset, request.data_path) == ("fashion_mnist", "/data/fashion-mnist")
+    bare = evaluation.request_for(tmp_path / "model" / "g.keras", 10, 0, None, None)
+    assert (bare.dataset, bare.data_path) == ("mnist", None)  # a model alone: MNIST
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (sources.FASHION_SYSTEM_DIR / "t10k-labels-idx1-ubyte.gz").exists(),
+                    reason="Debian's dataset-fashion-mnist is not installed")
+def test_fashion_mnist_is_measured_with_the_shipped_fashion_evaluator(tmp_path):
+    fashion = data.load("fashion_mnist", None)
+    chosen = evaluator.load_or_train(fashion, cache=tmp_path, log=pytest.fail)  # trains nothing
+    assert chosen.info["dataset"] == "fashion_mnist" and chosen.path.parent == evaluator.SHIPPED
+    assert 0.9 < chosen.test_accuracy < 0.95  # Fashion-MNIST's, not MNIST's 99%

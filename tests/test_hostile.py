@@ -50,6 +50,10 @@ def files(tmp_path_factory, synthetic_npz):
     (folder / "model.keras").write_bytes(b"PK\x03\x04 not a model")
     (folder / "text.keras").write_text("hello")
     (folder / "a_file").write_text("")
+    few = folder / "few"  # the last sixth of the training split, held out, is all one class
+    few.mkdir()
+    order = np.argsort(y, kind="stable")[::8]
+    np.savez(few / "mnist.npz", x_train=x[order], y_train=y[order], x_test=x[:50], y_test=y[:50])
     other = folder / "other_data"
     other.mkdir()
     np.savez(other / "mnist.npz", x_train=x[::-1], y_train=y[::-1], x_test=x[:50], y_test=y[:50])
@@ -146,8 +150,8 @@ CASES = [
     ("train", "--dataset FILES/garbage.npz --outdir FILES/t8", 1, "cannot read it as .npz"),
     ("train", "--dataset FILES/empty.npz --outdir FILES/t9", 1, "cannot read it as .npz"),
     ("train", "--dataset FILES/huge.npz --outdir FILES/t10", 1, "cannot read it as .npz"),
-    ("train", "--dataset DATA --eval-interval 1 --outdir FILES/t11 --batch-size 32", 1,
-     "training images; measuring needs"),
+    ("train", "--dataset FILES/few/mnist.npz --eval-interval 1 --outdir FILES/t11 "
+     "--batch-size 32", 1, "too few training images"),
     ("train", "--dataset FILES/notest.npz --eval-interval 1 --outdir FILES/t12", 1,
      "no test split"),
     # cgan-generate
@@ -176,7 +180,8 @@ CASES = [
     ("eval", "--outdir RUN --json out.txt", 2, "--json must name a .json"),
     ("eval", "--model FILES/missing.keras", 1, "no trained generator"),
     ("eval", "--model FILES/model.keras", 1, "cannot load"),
-    ("eval", "--outdir RUN", 1, "training images; measuring needs"),
+    ("eval", "--outdir RUN --data-dir FILES/few", 1, "too few training images"),
+    ("eval", "--outdir RUN --data-dir FILES/nowhere", 1, "not found"),
 ]
 
 

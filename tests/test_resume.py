@@ -53,3 +53,39 @@ def test_used_outdir_is_refused_without_resume_or_overwrite(tmp_path, tiny_data_
     assert (tmp_path / "history.csv").read_text() == before
     _train(tmp_path, tiny_data_dir, "mlp", epochs=1, overwrite=True)
     assert len(run_folder.read_history(tmp_path / "history.csv")) == 4
+
+
+@pytest.mark.slow
+def test_resume_finds_the_data_where_the_run_found_it(tmp_path, tiny_data_dir, monkeypatch,
+                                                      run_cli, assert_one_line_error):
+    """--resume from a new shell without CGAN_DATA_DIR used to fail: no data found."""
+    import shutil
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(tiny_data_dir, data_dir)
+    tiny = ["--arch", "mlp", "--g-width", "8", "--d-width", "8", "--latent-dim", "8",
+            "--limit", "64", "--batch-size", "32", "--no-xla", "--outdir", tmp_path / "run"]
+    assert run_cli("train", *tiny, "--epochs", 1,
+                   env={"CGAN_DATA_DIR": data_dir}).returncode == 0
+    monkeypatch.delenv("CGAN_DATA_DIR", raising=False)
+    resumed = run_cli("train", "--outdir", tmp_path / "run", "--resume", "--epochs", 2)
+    assert resumed.returncode == 0, resumed.stderr
+    (data_dir / "mnist.npz").rename(tmp_path / "moved.npz")
+    gone = run_cli("train", "--outdir", tmp_path / "run", "--resume", "--epochs", 3)
+    assert_one_line_error(gone, 1, f"the run's data {data_dir / 'mnist.npz'} is gone",
+                          "--data-dir")
+    moved = run_cli("train", "--outdir", tmp_path / "run", "--resume", "--epochs", 3,
+                    "--data-dir", tmp_path / "elsewhere")
+    assert_one_line_error(moved, 1, "not found")
+
+
+def test_the_progress_bar_shows_rate_and_losses_within_the_epoch(tmp_path, tiny_data_dir,
+                                                                 capsys):
+    """The in-epoch bar used to show neither a rate nor a time estimate."""
+    cfg = validate_train_options({"arch": "mlp", "epochs": 1, "limit": 256, "batch_size": 8,
+                                  "g_width": 8, "d_width": 8, "latent_dim": 8, "seed": 1,
+                                  "outdir": str(tmp_path), "data_dir": str(tiny_data_dir),
+                                  "xla": False})
+    train(cfg, log=lambda line: None, progress=True)
+    out = capsys.readouterr().out
+    assert "32/32" in out and "/step" in out and "d_loss:" in out and "g_loss:" in out

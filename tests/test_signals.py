@@ -34,6 +34,9 @@ def test_signal_saves_and_resume_finishes(tmp_path, tiny_data_dir, sig, code, ru
     stopped_at = len(run_folder.read_history(tmp_path / "history.csv"))
     assert 32 <= stopped_at < 128  # after epoch 1 (32 steps), before the end
     assert list((tmp_path / "checkpoints").glob("ckpt-*.index"))
+    # A grid for each finished epoch only: the one the signal cut short has none.
+    grids = sorted(p.name for p in (tmp_path / "generated").glob("epoch_*.png"))
+    assert grids == [f"epoch_{e:04d}.png" for e in range(1, stopped_at // 32 + 1)]
 
     done = run_cli("train", "--outdir", tmp_path, "--resume",
                    env={"CGAN_DATA_DIR": tiny_data_dir})
