@@ -76,10 +76,14 @@ def _count(value, name: str, low: int = 1, high: int = MAX_SAMPLES) -> int:
 
 
 def load_generator(source: str | Path) -> Generator:
-    """The generator of a run folder, or a generator.keras file."""
+    """The generator of a run folder, a generator.keras file, or a pretrained one by name
+    (``"mnist-dcgan"``: see ``cgan-generate --pretrained list``)."""
+    from . import pretrained
     from .generate import load_generator as load_model
     from .generate import model_path
 
+    if isinstance(source, str) and not Path(source).exists() and source in pretrained.names():
+        source = pretrained.folder(source)
     source = Path(source)
     path = model_path(str(source), None) if source.is_dir() else source
     model = load_model(path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
+from dataclasses import replace
 from pathlib import Path
 
 from .config import ARCHS, DATASETS, STRATEGIES, TrainConfig
@@ -185,6 +186,9 @@ def generate_parser() -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group()
     source.add_argument("--outdir", help="folder of a trained run (default: current folder)")
     source.add_argument("--model", help="path of a generator.keras")
+    source.add_argument("--pretrained", metavar="NAME",
+                        help="a generator shipped with cgan-mnist, e.g. mnist-dcgan; "
+                             "'list' names them (files go to generated/ in this folder)")
     add("--seed", type=_int, help="random seed (default: random, printed)")
     add("--out", help="PNG to write (default: generated/digit_D.png in --outdir)")
     add("--npz", help="also save the samples as .npz: images uint8 (N,28,28), labels (N,)")
@@ -204,6 +208,9 @@ def eval_parser() -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group()
     source.add_argument("--outdir", help="folder of a trained run (default: current folder)")
     source.add_argument("--model", help="path of a generator.keras")
+    source.add_argument("--pretrained", metavar="NAME",
+                        help="a generator shipped with cgan-mnist (cgan-generate --pretrained "
+                             "list names them); its heat map goes to plots/ in this folder")
     add("--n-per-class", type=_int, default=EVAL_PER_CLASS, metavar="N",
         help=f"samples per digit, 1..{MAX_SAMPLES} (default {EVAL_PER_CLASS})")
     add("--seed", type=_int, default=0, help="random seed of the samples (default 0)")
@@ -223,7 +230,7 @@ def validate_generate_args(args: argparse.Namespace, class_names=None):
     without them the classes are the ten digits.
     """
     from .data import DIGIT_NAMES
-    from .generate import MAX_ANIMATED, MAX_SCALE, GenerateRequest, model_path
+    from .generate import MAX_ANIMATED, MAX_SCALE, GenerateRequest
 
     names = tuple(class_names) if class_names else DIGIT_NAMES
     animated = args.interpolate is not None or args.latent_walk
@@ -256,7 +263,7 @@ def validate_generate_args(args: argparse.Namespace, class_names=None):
     npz = (Path(args.npz) if args.npz else base.with_suffix(".npz")) if fmt != "png" else None
     gif = base.with_suffix(".gif") if animated and png is not None else None
     seed = secrets.randbelow(2**31) if args.seed is None else args.seed
-    return GenerateRequest(classes, args.n, model_path(args.outdir, args.model), png, npz, seed,
+    return GenerateRequest(classes, args.n, model_of(args), png, npz, seed,
                            mode=mode, gif=gif, scale=args.scale, class_names=names)
 
 
@@ -307,7 +314,6 @@ def _check_generate_memory(num_classes: int, n: int, scale: int | None,
 def validate_eval_args(args: argparse.Namespace):
     """Check cgan-eval's arguments; return an EvalRequest or raise UsageError."""
     from .evaluation import request_for
-    from .generate import model_path
 
     if not 1 <= args.n_per_class <= MAX_SAMPLES:
         raise UsageError(f"--n-per-class must be in 1..{MAX_SAMPLES}, got {args.n_per_class}")
@@ -315,6 +321,19 @@ def validate_eval_args(args: argparse.Namespace):
         raise UsageError(f"--seed must be in 0..{2**31 - 1}, got {args.seed}")
     if args.json is not None and not args.json.lower().endswith(".json"):
         raise UsageError(f"--json must name a .json file, got {args.json!r}")
-    return request_for(model_path(args.outdir, args.model), args.n_per_class, args.seed,
-                       Path(args.json) if args.json else None, args.data_dir)
+    request = request_for(model_of(args), args.n_per_class, args.seed,
+                          Path(args.json) if args.json else None, args.data_dir)
+    if args.pretrained:  # measured against the data found here; nothing written in the package
+        request = replace(request, data_path=None, confusion_png=Path("plots") / "confusion.png")
+    return request
+
+
+def model_of(args: argparse.Namespace) -> Path:
+    """The generator.keras that --pretrained, --model or --outdir names."""
+    from . import pretrained
+    from .generate import model_path
+
+    if args.pretrained is not None:
+        return pretrained.folder(args.pretrained) / "generator.keras"
+    return model_path(args.outdir, args.model)
 

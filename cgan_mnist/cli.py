@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from .arguments import (eval_parser, generate_parser, one_line, train_parser,
+from .arguments import (eval_parser, generate_parser, model_of, one_line, train_parser,
                         validate_eval_args, validate_generate_args)
 from .config import validate_train_options
 from .errors import UserError
@@ -123,11 +123,13 @@ def _train(argv) -> int:
 
 
 def _generate(argv) -> int:
-    from . import run_folder
-    from .generate import model_path
+    from . import pretrained, run_folder
 
     args = generate_parser().parse_args(argv)
-    stored = run_folder.read_config(model_path(args.outdir, args.model).parent)
+    if args.pretrained == pretrained.LIST:
+        print("\n".join(pretrained.describe() or ["no pretrained generator is shipped"]))
+        return 0
+    stored = run_folder.read_config(model_of(args).parent)
     request = validate_generate_args(args, run_folder.class_names(stored))
     _start_tensorflow()
     from .generate import generate

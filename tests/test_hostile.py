@@ -331,3 +331,23 @@ def test_fuzz_eval_options(run, capsys, options):
     for flag, value in options:
         argv += [f"{flag}={value}"]
     _check_outcome(cli.eval_main(argv), capsys, "cgan-eval")
+
+
+def test_a_collapsed_generator_is_measured_not_a_traceback(tmp_path, tiny_data_dir, capsys):
+    """A generator whose every sample is the same image used to crash cgan-eval (and a run
+    with --eval-interval) in the k-nearest-neighbour radii of precision and recall."""
+    import keras
+
+    noise, label = keras.Input((8,), name="noise"), keras.Input((10,), name="label")
+    flat = keras.layers.Concatenate()([noise, label])
+    constant = keras.layers.Dense(784, kernel_initializer="zeros", bias_initializer="zeros",
+                                  activation="tanh")(flat)
+    keras.Model([noise, label], keras.layers.Reshape((28, 28, 1))(constant)).save(
+        tmp_path / "collapsed.keras")
+    code = cli.eval_main(["--model", str(tmp_path / "collapsed.keras"), "--n-per-class", "20",
+                          "--data-dir", str(tiny_data_dir), "--json", str(tmp_path / "q.json")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    numbers = json.loads((tmp_path / "q.json").read_text())["generator"]
+    assert numbers["recall"] == 0.0 and numbers["classifier_score"] < 1.5
+    assert math.isfinite(numbers["frechet_distance"])

@@ -1,0 +1,67 @@
+"""The generators shipped in the package: usable with no data, no run and no network."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from cgan_mnist import pretrained
+
+
+def _package_files():
+    return {p: p.stat().st_mtime_ns for p in pretrained.FOLDER.rglob("*") if p.is_file()}
+
+
+def test_the_mnist_dcgan_is_shipped_with_its_config_and_report():
+    assert "mnist-dcgan" in pretrained.names()
+    folder = pretrained.folder("mnist-dcgan")
+    config = json.loads((folder / "config.json").read_text())
+    report = json.loads((folder / "eval.json").read_text())
+    assert config["arch"] == "dcgan" and config["run"]["finished_epochs"] == 40
+    assert report["n_per_class"] == 1000 and report["evaluator"]["dataset"] == "mnist"
+    assert report["generator"]["conditional_accuracy"] > 0.99
+
+
+def test_list_and_an_unknown_name(run_cli, assert_one_line_error):
+    listed = run_cli("generate", "--pretrained", "list")
+    assert listed.returncode == 0 and listed.stdout.startswith("mnist-dcgan: conditional accuracy")
+    unknown = run_cli("generate", "--pretrained", "mnist-gan", "--digit", 7)
+    assert_one_line_error(unknown, 2, "unknown pretrained generator 'mnist-gan'", "mnist-dcgan")
+    assert_one_line_error(run_cli("eval", "--pretrained", "nope"), 2, "choose one of")
+
+
+@pytest.mark.slow
+def test_generate_right_after_install_in_an_empty_folder(tmp_path):
+    """A fresh interpreter, an empty folder, no data, no cache, no network: a PNG of sevens."""
+    before = _package_files()
+    env = {k: v for k, v in os.environ.items() if k != "CGAN_DATA_DIR"}
+    env.update(HOME=str(tmp_path / "home"), TF_CPP_MIN_LOG_LEVEL="3")
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", "import sys; from cgan_mnist.cli import "
+                             "generate_main as m; sys.exit(m())", "--pretrained", "mnist-dcgan",
+                             "--digit", "7", "--n", "16", "--seed", "1"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    seconds = time.perf_counter() - started
+    assert result.returncode == 0, result.stderr
+    png = tmp_path / "generated" / "digit_7.png"
+    assert result.stdout.split() == [str(png.relative_to(tmp_path))]
+    import imageio.v3 as iio
+
+    image = iio.imread(png)
+    assert image.shape == (366, 366) and image.max() > 200  # 4x4 digits, enlarged 3 times
+    assert _package_files() == before, "nothing is written into the package"
+    print(f"cgan-generate --pretrained in a fresh interpreter: {seconds:.1f} s")
+
+
+@pytest.mark.slow
+def test_the_api_loads_a_pretrained_generator_by_name():
+    import cgan_mnist as cg
+
+    images, labels = cg.load_generator("mnist-dcgan").sample(["3"], n=5, seed=0)
+    assert images.shape == (5, 28, 28) and np.all(labels == 3)
