@@ -30,16 +30,17 @@ class EvalRequest:
     data_dir: str | None = None
     dataset: str = "mnist"            # the run's dataset, from its config.json
     data_path: str | None = None      # where the run found it
+    cas: bool = False                 # also the classification accuracy score (trains: minutes)
 
 
 def request_for(model: Path, n_per_class: int, seed: int, json: Path | None,
-                data_dir: str | None) -> EvalRequest:
+                data_dir: str | None, cas: bool = False) -> EvalRequest:
     """A request that measures ``model`` against the dataset its run trained on."""
     stored = run_folder.read_config(model.parent)
     name, path = run_folder.run_section(stored, "data", "name"), run_folder.recorded_data(stored)[0]
     paths = run_folder.for_model(model)
     return EvalRequest(model, n_per_class, seed, json, paths.confusion_plot, data_dir,
-                       name if isinstance(name, str) else "mnist", path)
+                       name if isinstance(name, str) else "mnist", path, cas)
 
 
 def run(request: EvalRequest, log=print) -> dict:
@@ -48,8 +49,15 @@ def run(request: EvalRequest, log=print) -> dict:
     dataset = data.load_recorded(request.dataset, request.data_path, request.data_dir)
     require_splits(dataset)
     evaluator = load_or_train(dataset, log=log)
-    return evaluate(partial(generate.sample, generator), dataset, request.n_per_class,
-                    request.seed, evaluator=evaluator, log=log)
+    sampler = partial(generate.sample, generator)
+    result = evaluate(sampler, dataset, request.n_per_class, request.seed, evaluator=evaluator,
+                      log=log)
+    if request.cas:
+        from .cas import classification_accuracy_score
+
+        result["cas"] = classification_accuracy_score(sampler, dataset, request.n_per_class,
+                                                      request.seed, log=log)
+    return result
 
 
 def write_json(request: EvalRequest, result: dict) -> list[Path]:

@@ -206,18 +206,12 @@ def train_classifier(dataset: data.Dataset, recipe: Recipe, log=print):
     Adam with a cosine-decaying learning rate; no augmentation. The info
     holds the accuracies on the held-out part and on the whole test set.
     """
-    import keras
-
-    keras.utils.set_random_seed(recipe.seed)
     split, classes = dataset.train, dataset.num_classes
     train_part, held_part = parts(len(split.labels))
     y = split.labels[train_part][:recipe.train_examples]
     x, _ = data.to_model_inputs(split.images[train_part][:recipe.train_examples], y, classes)
-    classifier = build_classifier(classes)
-    _compile(classifier, recipe, len(x))
     started = time.perf_counter()
-    classifier.fit(x, y, batch_size=recipe.batch_size, epochs=recipe.epochs, verbose=0,
-                   callbacks=[_epoch_logger(log, recipe.epochs)])
+    classifier = fit_classifier(x, y, classes, recipe, _epoch_logger(log, recipe.epochs))
     valid = data.Split(split.images[held_part], split.labels[held_part])
     info = {"recipe": recipe.to_dict(), "data_path": str(dataset.path), "train_examples": len(x),
             "train_seconds": round(time.perf_counter() - started, 1),
@@ -226,6 +220,20 @@ def train_classifier(dataset: data.Dataset, recipe: Recipe, log=print):
     log(f"  evaluator trained in {info['train_seconds']:.0f} s: validation accuracy "
         f"{info['valid_accuracy'] or float('nan'):.2%}, test accuracy {info['test_accuracy']:.2%}")
     return classifier, info
+
+
+def fit_classifier(x: np.ndarray, y: np.ndarray, num_classes: int, recipe: Recipe,
+                   *callbacks):
+    """A fresh classifier trained by the recipe on images ``x`` in [-1, 1] with int labels
+    ``y``: the evaluator's training, and the classification accuracy score's."""
+    import keras
+
+    keras.utils.set_random_seed(recipe.seed)
+    classifier = build_classifier(num_classes)
+    _compile(classifier, recipe, len(x))
+    classifier.fit(x, y, batch_size=recipe.batch_size, epochs=recipe.epochs, verbose=0,
+                   callbacks=list(callbacks))
+    return classifier
 
 
 def _compile(classifier, recipe: Recipe, examples: int) -> None:
