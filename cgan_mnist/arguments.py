@@ -183,15 +183,11 @@ def generate_parser() -> argparse.ArgumentParser:
     add("--n", "--n-per-class", dest="n", type=_int, default=16,
         help=f"samples (per class with 'all'), 1..{MAX_SAMPLES}; with --interpolate or "
              "--latent-walk: rows (walks) per frame, 1..100 (default 16)")
-    source = p.add_mutually_exclusive_group()
-    source.add_argument("--outdir", help="folder of a trained run (default: current folder)")
-    source.add_argument("--model", help="path of a generator.keras")
-    source.add_argument("--pretrained", metavar="NAME",
-                        help="a generator shipped with cgan-mnist, e.g. mnist-dcgan; "
-                             "'list' names them (files go to generated/ in this folder)")
+    _add_source(p, "e.g. mnist-dcgan; 'list' names them (files go to generated/ in this folder)")
     add("--seed", type=_int, help="random seed (default: random, printed)")
     add("--out", help="PNG to write (default: generated/digit_D.png in --outdir)")
-    add("--npz", help="also save the samples as .npz: images uint8 (N,28,28), labels (N,)")
+    add("--npz", help="also save the samples as .npz in Keras's layout: x_train uint8 "
+                      "(N,28,28), y_train (N,), class_names (also as images, labels)")
     add("--format", choices=("png", "npz", "both"),
         help="png: images (PNG, and GIF for animations); npz: the arrays; both "
              "(default png, or both with --npz)")
@@ -201,26 +197,31 @@ def generate_parser() -> argparse.ArgumentParser:
     return p
 
 
-def eval_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="cgan-eval", description=EVAL_DESCRIPTION,
-                epilog=EVAL_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add = p.add_argument
+def _add_source(p: argparse.ArgumentParser, pretrained_help: str) -> None:
+    """The generator to use: a run folder, a generator.keras, or a shipped one (one of them)."""
     source = p.add_mutually_exclusive_group()
     source.add_argument("--outdir", help="folder of a trained run (default: current folder)")
     source.add_argument("--model", help="path of a generator.keras")
     source.add_argument("--pretrained", metavar="NAME",
-                        help="a generator shipped with cgan-mnist (cgan-generate --pretrained "
-                             "list names them); its heat map goes to plots/ in this folder")
+                        help=f"a generator shipped with cgan-mnist: {pretrained_help}")
+
+
+def eval_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="cgan-eval", description=EVAL_DESCRIPTION,
+                epilog=EVAL_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = p.add_argument
+    _add_source(p, "cgan-generate --pretrained list names them; its heat map goes to plots/ "
+                   "in this folder")
     add("--n-per-class", type=_int, default=EVAL_PER_CLASS, metavar="N",
-        help=f"samples per digit, 1..{MAX_SAMPLES} (default {EVAL_PER_CLASS})")
+        help=f"samples per class, 1..{MAX_SAMPLES} (default {EVAL_PER_CLASS})")
     add("--seed", type=_int, default=0, help="random seed of the samples (default 0)")
     add("--json", metavar="FILE", help="also write the numbers to this .json file")
     add("--cas", action="store_true",
         help="also the classification accuracy score: a classifier trained on the samples "
              "(N per class), tested on real images, beside one trained on as many real ones "
              "(trains two classifiers: about a minute each for N=1000 on 2 cores)")
-    add("--data-dir", help="folder holding mnist.npz (default: $CGAN_DATA_DIR, then "
-                           "~/.keras/datasets, then download)")
+    add("--data-dir", help="folder of the run's dataset (default: where the run found it, "
+                           "then $CGAN_DATA_DIR, then ~/.keras/datasets, then download)")
     return p
 
 
