@@ -174,9 +174,11 @@ def train(cfg: TrainConfig, log=print, progress: bool | None = None,
           evaluator=None) -> RunPaths:
     """Train a cGAN as configured, writing every output under ``cfg.outdir``.
 
-    With ``cfg.eval_interval``, ``evaluator`` (default: the cached one, trained
-    on first use) measures sample quality; it is ready before the networks are
-    built, so its training cannot shift the run's random state.
+    Every check comes first (folder, data, lock), and nothing is written or
+    deleted before them. With ``cfg.eval_interval``, ``evaluator`` (default:
+    the dataset's own: shipped, cached, or trained on first use) measures
+    sample quality; it is ready before the networks are built, so its training
+    cannot shift the run's random state.
     """
     from . import devices
     from .run_outputs import RunOutputs
