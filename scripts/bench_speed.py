@@ -171,6 +171,39 @@ def write_benchmarks(text: str) -> None:
     path.write_text(new)
 
 
+VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+
+
+def machine(cpuinfo: str | None = None, environ=None) -> str:
+    """The CPU model, its vector extensions, the cores and TensorFlow's settings: what a
+    speed figure needs beside it (the same code ran 2-3x apart on two 2-core machines)."""
+    import platform
+
+    environ = os.environ if environ is None else environ
+    if cpuinfo is None:
+        try:
+            cpuinfo = open("/proc/cpuinfo").read()
+        except OSError:
+            cpuinfo = ""
+    fields = dict(line.split(":", 1) for line in cpuinfo.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    model = fields.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in fields:
+        model += f" (family {fields['cpu family']}, model {fields.get('model', '?')})"
+    flags = set(fields.get("flags", "").split())
+    vectors = ", ".join(f for f in VECTOR_FLAGS if f in flags) or "unknown"
+    try:
+        import tensorflow as tf
+
+        version = tf.__version__
+    except ImportError:
+        version = "not installed"
+    settings = ", ".join(f"{k}={environ[k]}" for k in ("TF_ENABLE_ONEDNN_OPTS", "TF_XLA_FLAGS",
+                                                         "OMP_NUM_THREADS") if k in environ)
+    return (f"{model}; vector extensions: {vectors}; {os.cpu_count()} cores; TensorFlow "
+            f"{version} (oneDNN on unless TF_ENABLE_ONEDNN_OPTS=0; {settings or 'no TF_* settings'})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps (about 1 minute)")
@@ -209,12 +242,10 @@ def main() -> None:
             f"({'met' if minutes <= TARGET_MINUTES[arch] else 'not met'}); "
             f"{100 * share:.0f}% of peak vs {100 * TARGET_SHARE:.0f}% "
             f"({'met' if share >= TARGET_SHARE else 'not met'})")
-    import platform
-
     text = "\n".join([
         f"## Training speed (`python scripts/bench_speed.py{' --quick' if args.quick else ''}`)",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores. "
+        f"Machine: {machine()}. "
         f"Measured peak: matmul {peak['matmul']:.0f} GFLOP/s (best of "
         + ", ".join(f"{k}: {v:.0f}" for k, v in peak["matmul_all"].items())
         + f"), conv {peak['conv']:.0f} GFLOP/s "

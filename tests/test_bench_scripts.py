@@ -164,3 +164,13 @@ def test_reference_spread_draws_the_reference_as_cgan_eval_does(monkeypatch, cap
                                     evaluator=tiny_evaluator)
         assert line.endswith(f"{result['real']['frechet_distance']:.3f}")
     assert printed[0] != printed[1]
+
+
+def test_speed_figures_name_their_machine(load_script):
+    """Issue: the same code ran 2-3x apart on two 2-core machines; a figure needs its CPU."""
+    bench = load_script("bench_speed")
+    cpuinfo = ("processor : 0\nmodel name : AMD EPYC 7B13\ncpu family : 25\nmodel : 1\n"
+               "flags : fpu sse2 avx avx2 fma\n")
+    text = bench.machine(cpuinfo, {"TF_ENABLE_ONEDNN_OPTS": "0"})
+    assert text.startswith("AMD EPYC 7B13 (family 25, model 1); vector extensions: avx2, fma;")
+    assert "avx512" not in text and "TF_ENABLE_ONEDNN_OPTS=0" in text
