@@ -125,6 +125,9 @@ def train_parser() -> argparse.ArgumentParser:
         help="one-sided label smoothing: D's target for real images is 1 minus this, "
              f"e.g. 0.1 (default {d.label_smoothing}: none)")
     add("--beta1", type=_number, help=f"Adam beta_1 (default {d.beta1})")
+    add("--reuse-fakes", action=argparse.BooleanOptionalAction, default=None,
+        help="G's update reuses the fakes of D's update: one generator pass per step "
+             "(PyTorch's DCGAN example does so); default: a second noise draw")
     _add_run_options(p, d)
     return p
 

@@ -23,9 +23,9 @@ DEFAULT_D_DROPOUT = {"dcgan": 0.0, "mlp": 0.3}
 # the same values, or its checkpoint would not fit / would not continue exactly.
 FIXED_ON_RESUME = ("dataset", "arch", "latent_dim", "g_width", "d_width", "d_dropout",
                    "batch_size", "limit", "seed", "lr", "d_lr", "beta1", "ema",
-                   "label_smoothing", "mixed_precision")
+                   "label_smoothing", "reuse_fakes", "mixed_precision")
 # What a run's config.json meant by an option it lacks (it predates the option).
-BEFORE_OPTION = {"d_lr": None, "ema": 0.0, "label_smoothing": 0.0}
+BEFORE_OPTION = {"d_lr": None, "ema": 0.0, "label_smoothing": 0.0, "reuse_fakes": False}
 D_DROPOUT_BEFORE_OPTION = {"dcgan": 0.0, "mlp": 0.3}  # per architecture
 
 
@@ -44,6 +44,7 @@ class TrainConfig:
     beta1: float = 0.5
     ema: float = 0.999           # per-step decay of G's moving average (sampled, saved); 0: none
     label_smoothing: float = 0.0  # D's target for real images is 1 - this (one-sided)
+    reuse_fakes: bool = False    # G's update reuses the D update's fakes (one G pass per step)
     seed: int | None = None      # None: drawn at random, then recorded
     outdir: str = "."
     data_dir: str | None = None
@@ -67,7 +68,7 @@ _STR = ("dataset", "arch", "outdir", "strategy", "data_dir")
 _INT = ("epochs", "batch_size", "latent_dim", "g_width", "d_width", "limit", "sample_interval",
         "checkpoint_interval", "eval_interval", "seed")
 _FLOAT = ("d_dropout", "lr", "d_lr", "beta1", "ema", "label_smoothing")
-_BOOL = ("xla", "mixed_precision", "resume", "overwrite", "tensorboard")
+_BOOL = ("xla", "mixed_precision", "resume", "overwrite", "tensorboard", "reuse_fakes")
 # Sizes past these are typos, not experiments; the memory estimate below bounds their products.
 UPPER_LIMITS = {"epochs": 100_000, "batch_size": 65_536, "latent_dim": 4096, "g_width": 4096,
                 "d_width": 4096, "lr": 1.0, "d_lr": 1.0}

@@ -5,7 +5,8 @@ the non-saturating generator loss of Goodfellow et al. (2014):
 
 1. take a batch of real images, their labels and two draws of noise;
 2. update D on real (target 1, or 1 - label_smoothing) and fake (target 0) logits;
-3. update G, with the second noise draw, so that D calls its fakes real;
+3. update G, with the second noise draw, so that D calls its fakes real (with
+   ``reuse_fakes``: through the fakes of step 2, one G forward pass per step);
 4. return the losses and D's mean probabilities for real and fake.
 
 With ``ema`` > 0, a second copy of G (``generator_ema``) follows G's weights as
@@ -57,13 +58,15 @@ class CGAN:
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, *,
                  lr: float = 2e-4, d_lr: float | None = None, beta1: float = 0.5,
-                 ema: float = 0.0, label_smoothing: float = 0.0,
+                 ema: float = 0.0, label_smoothing: float = 0.0, reuse_fakes: bool = False,
                  global_batch_size: int | None = None,
                  jit_compile: bool = False, loss_scaling: bool = False,
                  strategy: tf.distribute.Strategy | None = None):
         """``lr`` is G's learning rate, and D's unless ``d_lr`` is given; ``ema`` is
         the per-step decay of the generator's moving average (0: none);
-        ``label_smoothing`` lowers D's target for real images to 1 - it."""
+        ``label_smoothing`` lowers D's target for real images to 1 - it; ``reuse_fakes``:
+        G's update reuses the D update's fakes (one G forward pass per step, as in
+        PyTorch's DCGAN example) instead of drawing new ones."""
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = int(generator.inputs[0].shape[-1])
@@ -72,6 +75,7 @@ class CGAN:
         self.global_batch_size = global_batch_size
         self.ema = float(ema)
         self.real_target = 1.0 - float(label_smoothing)
+        self.reuse_fakes = bool(reuse_fakes)
         with self.strategy.scope():
             self.generator_ema = _copy(generator) if self.ema else None
             self.g_optimizer = _adam(lr, beta1, "g_adam", loss_scaling)
@@ -108,7 +112,33 @@ class CGAN:
         return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
 
     def _train_step(self, real_images, labels, d_noise, g_noise):
+        if self.reuse_fakes:
+            return self._step_reusing_fakes(real_images, labels, d_noise)
         fake_images = self.generator([d_noise, labels], training=True)
+        d_loss, real_logits, fake_logits = self._update_discriminator(real_images, labels,
+                                                                      fake_images)
+        with tf.GradientTape() as tape:
+            fake_images = self.generator([g_noise, labels], training=True)
+            g_loss = self._generator_loss(fake_images, labels)
+            g_scaled = _scaled(self.g_optimizer, g_loss)
+        _apply(self.g_optimizer, tape, g_scaled, self.generator.trainable_variables)
+        return self._metrics(d_loss, g_loss, real_logits, fake_logits)
+
+    def _step_reusing_fakes(self, real_images, labels, noise):
+        """The same step with one G forward pass: G's update differentiates through the
+        fakes the D update saw (D judging them anew, after its update)."""
+        with tf.GradientTape() as tape:
+            fake_images = self.generator([noise, labels], training=True)
+            with tape.stop_recording():
+                d_loss, real_logits, fake_logits = self._update_discriminator(
+                    real_images, labels, fake_images)
+            g_loss = self._generator_loss(fake_images, labels)
+            g_scaled = _scaled(self.g_optimizer, g_loss)
+        _apply(self.g_optimizer, tape, g_scaled, self.generator.trainable_variables)
+        return self._metrics(d_loss, g_loss, real_logits, fake_logits)
+
+    def _update_discriminator(self, real_images, labels, fake_images):
+        """One D update on real (target 1 - smoothing) and fake (target 0) logits."""
         with tf.GradientTape() as tape:
             real_logits = self.discriminator([real_images, labels], training=True)
             fake_logits = self.discriminator([fake_images, labels], training=True)
@@ -117,14 +147,14 @@ class CGAN:
                                 + self._bce(tf.zeros_like(fake_logits), fake_logits))
             d_scaled = _scaled(self.d_optimizer, d_loss)
         _apply(self.d_optimizer, tape, d_scaled, self.discriminator.trainable_variables)
+        return d_loss, real_logits, fake_logits
 
-        with tf.GradientTape() as tape:
-            fake_images = self.generator([g_noise, labels], training=True)
-            g_logits = self.discriminator([fake_images, labels], training=True)
-            g_loss = self._mean(self._bce(tf.ones_like(g_logits), g_logits))
-            g_scaled = _scaled(self.g_optimizer, g_loss)
-        _apply(self.g_optimizer, tape, g_scaled, self.generator.trainable_variables)
+    def _generator_loss(self, fake_images, labels):
+        """Non-saturating: G wants D to call its fakes real (target 1)."""
+        g_logits = self.discriminator([fake_images, labels], training=True)
+        return self._mean(self._bce(tf.ones_like(g_logits), g_logits))
 
+    def _metrics(self, d_loss, g_loss, real_logits, fake_logits) -> dict:
         d_real = self._mean(tf.sigmoid(real_logits)[:, 0])
         d_fake = self._mean(tf.sigmoid(fake_logits)[:, 0])
         return dict(zip(STEP_METRICS, (d_loss, g_loss, d_real, d_fake)))

@@ -305,12 +305,14 @@ def forward_flops(model: keras.Model) -> int:
     return int(total)
 
 
-def training_flops_per_image(generator: keras.Model, discriminator: keras.Model) -> int:
+def training_flops_per_image(generator: keras.Model, discriminator: keras.Model,
+                             reuse_fakes: bool = False) -> int:
     """FLOPs of one training step divided by the batch size.
 
     With a backward pass costing twice its forward pass:
     D step = G forward + D forward/backward on a real and a fake image (1 G + 6 D);
-    G step = G forward/backward + D forward/backward (3 G + 3 D).
+    G step = G forward/backward + D forward/backward (3 G + 3 D), or with
+    ``reuse_fakes`` G backward only, through the D step's fakes (2 G + 3 D).
     """
     g, d = forward_flops(generator), forward_flops(discriminator)
-    return 4 * g + 9 * d
+    return (3 if reuse_fakes else 4) * g + 9 * d

@@ -54,8 +54,8 @@ class RunOutputs:
                      "steps_per_epoch": run.feeder.steps_per_epoch},
             "params": {"generator": gan.generator.count_params(),
                        "discriminator": gan.discriminator.count_params()},
-            "training_flops_per_image": training_flops_per_image(gan.generator,
-                                                                 gan.discriminator),
+            "training_flops_per_image": training_flops_per_image(
+                gan.generator, gan.discriminator, gan.reuse_fakes),
             "devices": {"replicas": run.strategy.num_replicas_in_sync, "xla": run.xla,
                         "dtype_policy": run.dtype_policy or "float32"},
         }

@@ -78,7 +78,7 @@ def model_config(cfg: TrainConfig, num_classes: int):
 def gan_options(cfg: TrainConfig) -> dict:
     """The algorithm's part of a run's options: keyword arguments of gan.CGAN."""
     return {"lr": cfg.lr, "d_lr": cfg.d_lr, "beta1": cfg.beta1, "ema": cfg.ema,
-            "label_smoothing": cfg.label_smoothing}
+            "label_smoothing": cfg.label_smoothing, "reuse_fakes": cfg.reuse_fakes}
 
 
 # --- the data a run trains on ------------------------------------------------------

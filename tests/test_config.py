@@ -58,9 +58,10 @@ def test_resuming_a_run_from_before_an_option_keeps_its_old_meaning():
     """A config.json without ``ema``/``d_lr`` was trained without an average and
     with one learning rate: resuming keeps that, and refuses to switch it on."""
     stored = TrainConfig(arch="dcgan", seed=4, epochs=5).to_dict()
-    del stored["ema"], stored["d_lr"], stored["label_smoothing"]
+    del stored["ema"], stored["d_lr"], stored["label_smoothing"], stored["reuse_fakes"]
     cfg = validate_train_options({"resume": True, "epochs": 10}, stored)
     assert cfg.ema == 0.0 and cfg.d_lr is None and cfg.label_smoothing == 0.0
+    assert cfg.reuse_fakes is False
     with pytest.raises(UsageError, match="--label-smoothing 0.1 differs"):
         validate_train_options({"resume": True, "label_smoothing": 0.1}, stored)
     with pytest.raises(UsageError, match="--ema 0.999 differs"):

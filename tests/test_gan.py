@@ -34,11 +34,13 @@ def test_noise_is_a_function_of_seed_epoch_and_batch(tiny_data):
     assert not np.array_equal(d_noise, g_noise)
 
 
-@pytest.mark.parametrize("arch, xla", [("mlp", False), ("dcgan", False),
-                                       pytest.param("dcgan", True, marks=pytest.mark.slow)])
-def test_one_real_step_changes_both_networks(tiny_data, arch, xla):
+@pytest.mark.parametrize("arch, xla, reuse", [
+    ("mlp", False, False), ("dcgan", False, False), ("dcgan", False, True),
+    pytest.param("dcgan", True, False, marks=pytest.mark.slow),
+    pytest.param("mlp", True, True, marks=pytest.mark.slow)])
+def test_one_real_step_changes_both_networks(tiny_data, arch, xla, reuse):
     cfg = ModelConfig(arch, latent_dim=16, g_width=16, d_width=16)
-    gan = CGAN(*build_models(cfg), jit_compile=xla)
+    gan = CGAN(*build_models(cfg), jit_compile=xla, reuse_fakes=reuse)
     batch = _batch(tiny_data, 32, latent_dim=16)
     g_before = [w.numpy() for w in gan.generator.weights]
     d_before = [w.numpy() for w in gan.discriminator.trainable_weights]
@@ -148,3 +150,19 @@ def test_label_smoothing_lowers_only_the_real_target(tiny_data):
     assert abs(float(np.mean(real_logits))) > 1e-3, "the check needs a logit away from 0"
     assert losses[0.2] - losses[0.0] == pytest.approx(0.2 * float(np.mean(real_logits)),
                                                       abs=1e-5)
+
+
+@pytest.mark.parametrize("reuse, passes", [(False, 2), (True, 1)])
+def test_reusing_the_fakes_runs_the_generator_once_per_step(tiny_data, reuse, passes):
+    """--reuse-fakes (issue 15): G's update differentiates through the D update's fakes."""
+    gan = CGAN(*build_models(ModelConfig("dcgan", latent_dim=16, g_width=8, d_width=8)),
+               reuse_fakes=reuse)
+    calls, forward = [], gan.generator.call
+    gan.generator.call = lambda *args, **kwargs: calls.append(1) or forward(*args, **kwargs)
+    images, labels, d_noise, g_noise = _batch(tiny_data, 16, latent_dim=16)
+    g_before = [w.numpy() for w in gan.generator.trainable_weights]
+    metrics = gan._train_step(images, labels, d_noise, g_noise)  # eagerly: count the calls
+    assert len(calls) == passes
+    assert all(not np.array_equal(a, b.numpy())
+               for a, b in zip(g_before, gan.generator.trainable_weights))
+    assert np.isfinite(float(metrics["g_loss"]))
