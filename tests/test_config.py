@@ -91,3 +91,20 @@ def test_resuming_a_run_from_before_d_dropout_keeps_the_dropout_it_had():
         assert validate_train_options({"resume": True}, stored).d_dropout == before
         with pytest.raises(UsageError, match="--d-dropout 0.25 differs"):
             validate_train_options({"resume": True, "d_dropout": 0.25}, stored)
+
+
+def test_sizes_whose_product_cannot_fit_are_refused_before_any_allocation():
+    """Each size within its range, the product not: one line, before TensorFlow starts."""
+    from cgan_mnist.arguments import _check_generate_memory
+    from cgan_mnist.config import check_memory, estimated_memory
+
+    gib = 2**30
+    huge = TrainConfig(batch_size=60_000, g_width=2048, d_width=32)
+    assert estimated_memory(TrainConfig(g_width=64, d_width=32)) < gib  # the default: small
+    with pytest.raises(UsageError, match=r"would need about \d+ GiB of memory; this machine "
+                                         r"has 24 GiB: lower them"):
+        check_memory(huge, available=24 * gib)
+    check_memory(huge, available=10**6 * gib)  # a big enough machine
+    _check_generate_memory(10, 6000, None, available=24 * gib)  # 60,000 digits: fine
+    with pytest.raises(UsageError, match="100,000 samples in a grid enlarged 16 times"):
+        _check_generate_memory(10, 10_000, 16, available=24 * gib)
