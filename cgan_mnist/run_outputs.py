@@ -67,9 +67,8 @@ class RunOutputs:
 
     def start(self) -> None:
         """Restore a resumed run, or clear (--overwrite) and set up the folder of a new one."""
-        if self.chief and not self.cfg.resume:
-            if self.cfg.overwrite:
-                run_folder.remove_run(self.paths)
+        if self.chief and self.cfg.overwrite:  # everything was checked: now it may delete
+            run_folder.remove_run(self.paths)
         if self.chief:
             for folder in (self.paths.root, self.paths.generated, self.paths.plots):
                 folder.mkdir(parents=True, exist_ok=True)
