@@ -3,8 +3,8 @@
     python scripts/ship_pretrained.py runs/mnist-dcgan mnist-dcgan --data-dir ../shared/data
 
 Copies the run's generator.keras and config.json into
-``cgan_mnist/pretrained/NAME/`` and measures it as ``cgan-eval`` does (1,000
-samples per class, ``--seed``, the shipped evaluator of its dataset) into
+``cgan_mnist/pretrained/NAME/`` and measures it as ``cgan-eval --cas`` does
+(1,000 samples per class, ``--seed``, the shipped evaluator of its dataset) into
 ``eval.json`` there: the numbers the README's "how good" table is read from.
 """
 
@@ -40,7 +40,7 @@ def main(argv=None) -> None:
     for name in ("generator.keras", "config.json"):
         shutil.copyfile(args.run / name, target / name)
     request = evaluation.request_for(target / "generator.keras", args.n_per_class, args.seed,
-                                     target / "eval.json", args.data_dir)
+                                     target / "eval.json", args.data_dir, cas=True)
     result = evaluation.run(request, log=print)
     outputs.write_json(target / "eval.json", result)
     print(format_report(result))

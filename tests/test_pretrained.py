@@ -18,19 +18,21 @@ def _package_files():
     return {p: p.stat().st_mtime_ns for p in pretrained.FOLDER.rglob("*") if p.is_file()}
 
 
-def test_the_mnist_dcgan_is_shipped_with_its_config_and_report():
-    assert "mnist-dcgan" in pretrained.names()
-    folder = pretrained.folder("mnist-dcgan")
+@pytest.mark.parametrize("name, arch", [("mnist-dcgan", "dcgan"), ("mnist-mlp", "mlp")])
+def test_shipped_with_its_config_and_report(name, arch):
+    folder = pretrained.folder(name)
     config = json.loads((folder / "config.json").read_text())
     report = json.loads((folder / "eval.json").read_text())
-    assert config["arch"] == "dcgan" and config["run"]["finished_epochs"] == 40
+    assert config["arch"] == arch and config["run"]["finished_epochs"] == config["epochs"] == 40
     assert report["n_per_class"] == 1000 and report["evaluator"]["dataset"] == "mnist"
     assert report["generator"]["conditional_accuracy"] > 0.99
+    assert 0.9 < report["cas"]["cas"] <= report["cas"]["cas_real"]
 
 
 def test_list_and_an_unknown_name(run_cli, assert_one_line_error):
     listed = run_cli("generate", "--pretrained", "list")
     assert listed.returncode == 0 and listed.stdout.startswith("mnist-dcgan: conditional accuracy")
+    assert "\nmnist-mlp: conditional accuracy" in listed.stdout
     unknown = run_cli("generate", "--pretrained", "mnist-gan", "--digit", 7)
     assert_one_line_error(unknown, 2, "unknown pretrained generator 'mnist-gan'", "mnist-dcgan")
     assert_one_line_error(run_cli("eval", "--pretrained", "nope"), 2, "choose one of")
