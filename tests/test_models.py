@@ -185,8 +185,8 @@ def test_a_runs_options_give_its_gan_options():
     from cgan_mnist.training import gan_options
 
     cfg = validate_train_options({"lr": 1e-4, "d_lr": 3e-4, "beta1": 0.4, "ema": 0.99,
-                                  "label_smoothing": 0.2})
+                                  "label_smoothing": 0.2, "reuse_fakes": True})
     options = gan_options(cfg)
     assert options == {"lr": 1e-4, "d_lr": 3e-4, "beta1": 0.4, "ema": 0.99,
-                       "label_smoothing": 0.2}
+                       "label_smoothing": 0.2, "reuse_fakes": True}
     assert set(options) <= set(inspect.signature(CGAN).parameters)
