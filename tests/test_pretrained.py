@@ -18,21 +18,39 @@ def _package_files():
     return {p: p.stat().st_mtime_ns for p in pretrained.FOLDER.rglob("*") if p.is_file()}
 
 
-@pytest.mark.parametrize("name, arch", [("mnist-dcgan", "dcgan"), ("mnist-mlp", "mlp")])
-def test_shipped_with_its_config_and_report(name, arch):
+@pytest.mark.parametrize("name, arch, dataset, accuracy", [
+    ("mnist-dcgan", "dcgan", "mnist", 0.99), ("mnist-mlp", "mlp", "mnist", 0.99),
+    ("fashion_mnist-dcgan", "dcgan", "fashion_mnist", 0.93)])
+def test_shipped_with_its_config_and_report(name, arch, dataset, accuracy):
     folder = pretrained.folder(name)
     config = json.loads((folder / "config.json").read_text())
     report = json.loads((folder / "eval.json").read_text())
     assert config["arch"] == arch and config["run"]["finished_epochs"] == config["epochs"] == 40
-    assert report["n_per_class"] == 1000 and report["evaluator"]["dataset"] == "mnist"
-    assert report["generator"]["conditional_accuracy"] > 0.99
-    assert 0.9 < report["cas"]["cas"] <= report["cas"]["cas_real"]
+    assert config["dataset"] == config["run"]["data"]["name"] == dataset
+    assert report["n_per_class"] == 1000 and report["evaluator"]["dataset"] == dataset
+    assert report["generator"]["conditional_accuracy"] > accuracy
+    assert 0.8 < report["cas"]["cas"] <= report["cas"]["cas_real"]
+
+
+def test_the_readme_table_is_read_from_the_shipped_reports():
+    """README's "How good" states each shipped report's accuracy, FD, Parzen and CAS."""
+    readme = (pretrained.FOLDER.parents[1] / "README.md").read_text()
+    section = readme[readme.index("## How good"):readme.index("## How fast")]
+    for name in pretrained.names():
+        report = json.loads((pretrained.folder(name) / "eval.json").read_text())
+        generator = report["generator"]
+        for figure in (f"{100 * generator['conditional_accuracy']:.2f}%",
+                       f"{generator['frechet_distance']:.2f}",
+                       f"{generator['parzen_log_likelihood']:.1f}",
+                       f"{100 * report['cas']['cas']:.2f}%"):
+            assert figure in section, (name, figure)
 
 
 def test_list_and_an_unknown_name(run_cli, assert_one_line_error):
     listed = run_cli("generate", "--pretrained", "list")
-    assert listed.returncode == 0 and listed.stdout.startswith("mnist-dcgan: conditional accuracy")
-    assert "\nmnist-mlp: conditional accuracy" in listed.stdout
+    assert listed.returncode == 0
+    assert [line.split(":")[0] for line in listed.stdout.splitlines()] == pretrained.names()
+    assert "fashion_mnist-dcgan: conditional accuracy 93.80%" in listed.stdout
     unknown = run_cli("generate", "--pretrained", "mnist-gan", "--digit", 7)
     assert_one_line_error(unknown, 2, "unknown pretrained generator 'mnist-gan'", "mnist-dcgan")
     assert_one_line_error(run_cli("eval", "--pretrained", "nope"), 2, "choose one of")
