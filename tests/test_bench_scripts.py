@@ -1,5 +1,7 @@
 """The benchmark scripts' pure parts: they rewrite only their own sections of BENCHMARKS.md."""
 
+from pathlib import Path
+
 import pytest
 from cgan_mnist import measuring
 
@@ -174,3 +176,77 @@ def test_speed_figures_name_their_machine(load_script):
     text = bench.machine(cpuinfo, {"TF_ENABLE_ONEDNN_OPTS": "0"})
     assert text.startswith("AMD EPYC 7B13 (family 25, model 1); vector extensions: avx2, fma;")
     assert "avx512" not in text and "TF_ENABLE_ONEDNN_OPTS=0" in text
+
+
+def test_speed_tables_are_kept_per_kind_of_machine(tmp_path, load_script):
+    """One dated table per kind of machine: a run on one CPU never overwrites another's."""
+    bench = load_script("bench_speed")
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text("# Benchmarks\n\nhand-written notes\n")
+    bench.write_benchmarks("avx2 table v1", "AMD EPYC; vector extensions: avx2", path)
+    bench.write_benchmarks("avx512 table", "Xeon; vector extensions: avx2, avx512f", path)
+    bench.write_benchmarks("avx2 table v2", "AMD EPYC; vector extensions: avx2", path)
+    text = path.read_text()
+    assert "hand-written notes" in text and "avx512 table" in text and "avx2 table v2" in text
+    assert "v1" not in text and text.index("avx2 table v2") < text.index("avx512 table")
+
+
+def test_speed_verdicts_print_the_issue_targets(load_script):
+    """60% of the measured peak per architecture; the dcgan 8x the keras.io recipe."""
+    bench = load_script("bench_speed")
+
+    def row(arch, column, images_per_s, mflop):
+        return {"arch": arch, "column": column, "images_per_s": images_per_s,
+                "flops_per_image": mflop * 1e6}
+
+    rows = [row("mlp", "before", 400, 38.4), row("mlp", "now", 2000, 38.4),
+            row("dcgan", "before", 500, 91), row("dcgan", "now", 1000, 91),
+            row("dcgan", "--reuse-fakes", 1200, 75), row("keras.io", "recipe", 100, 656)]
+    lines = "\n".join(bench.verdicts(rows, best=150.0))
+    assert "mlp: now / before (XLA) = 5.00x" in lines and "51% of peak vs 60% (not met)" in lines
+    assert "dcgan: now / before (XLA) = 2.00x; --reuse-fakes / now = 1.20x" in lines
+    assert "61% of peak vs 60% (met)" in lines and "10.0x the keras.io recipe vs 8x (met)" in lines
+    assert lines.count("the keras.io recipe vs") == 1  # the ratio target is the dcgan's
+
+
+def test_the_keras_io_recipe_trains_and_samples_through_our_interface(load_script, monkeypatch):
+    """The peer of the speed benchmarks: its published shapes, a step that learns, and its G
+    behind our [noise, one-hot] -> [-1, 1] interface, so cgan_mnist measures it as ours."""
+    import numpy as np
+    from cgan_mnist import data, generate, models
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
+    peer = load_script("keras_io_cgan")
+    model = peer.make_model(seed=0)
+    assert model.generator(np.zeros((1, 138))).shape == (1, 28, 28, 1)  # noise 128 + one-hot
+    assert model.discriminator(np.zeros((1, 28, 28, 11))).shape == (1, 1)  # image + 10 planes
+    assert models.forward_flops(model.generator) > 100e6  # 7x ours per image (bench_speed)
+    rng = np.random.default_rng(0)
+    labels = np.arange(256) % 10
+    tiny = data.Dataset("tiny", None, data.Split(rng.integers(0, 256, (256, 28, 28), np.uint8),
+                                                 labels), None)
+    weights = [w.copy() for w in model.discriminator.get_weights()]
+    result = peer.train_for(model, tiny, seconds=0.0, warmup_steps=2)
+    assert result["steps"] == 3 and result["images_per_s"] > 0
+    assert any(not np.array_equal(a, b) for a, b in zip(weights, model.discriminator.get_weights()))
+    images, drawn = generate.sample(peer.as_sampler_generator(model), [3, 7], 4, seed=0)
+    assert images.shape == (8, 28, 28, 1) and list(drawn) == [3] * 4 + [7] * 4
+    assert -1.0 <= images.min() and images.max() <= 1.0
+
+
+def test_time_to_quality_reports_the_first_epoch_that_meets_both_targets(load_script):
+    ttq = load_script("bench_time_to_quality")
+
+    def row(epoch, accuracy, fd, minutes):
+        return {"epoch": epoch, "conditional_accuracy": accuracy, "frechet_distance": fd,
+                "minutes": minutes}
+
+    rows = [row(1, 0.95, 20.0, 2.0), row(2, 0.991, 6.0, 3.5), row(3, 0.992, 4.9, 5.0)]
+    assert [ttq.reached(r) for r in rows] == [False, False, True]
+    dcgan = {"arch": "dcgan", "rows": rows, "hit": rows[2], "minutes": 5.0}
+    mlp = {"arch": "mlp", "rows": rows[:2], "hit": None, "minutes": 40.2}
+    peer = {**row(0, 0.62, 80.0, 5.0), "epochs": 0.4}
+    lines = "\n".join(ttq.table([dcgan, mlp], peer, budget=40))
+    assert "| dcgan | 5.0 | 3 | 99.20%, FD 4.90 |" in lines
+    assert "| mlp | not within 40 | 2 | 99.10%, FD 6.00 |" in lines
+    assert "after the same 5.0 min of training | not reached | 0.4 | 62.00%, FD 80.00 |" in lines

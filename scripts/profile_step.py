@@ -1,0 +1,127 @@
+"""Where a training step's time goes: D's update, G's update, the moving average, the input.
+
+Each variant runs in a fresh process, builds exactly what cgan-train builds
+(``training.build_run``) and times, on one fixed real MNIST batch after a
+warm-up (so no input pipeline), milliseconds per call of:
+
+- ``step``: the whole step (``CGAN.train_step``: D update, G update, average);
+- ``d``: D's update alone (G's forward pass for its fakes included);
+- ``g``: G's update alone;
+- ``ema``: the moving-average copy alone;
+- ``input``: one batch from the run's input pipeline (its noise included).
+
+Variants switch off one suspect at a time: D's dropout (random masks under
+XLA), CPU op determinism (``seed_everything`` turns it on), synchronized batch
+normalization, XLA. The numbers say which one the step pays for.
+
+    python scripts/profile_step.py --arch mlp            # about 3 minutes on 2 cores
+    python scripts/profile_step.py --arch dcgan --steps 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+VARIANTS = {  # name: (cgan-train options, process settings)
+    "default": ({}, {}),
+    "no dropout in D": ({"d_dropout": 0.0}, {}),
+    "no op determinism": ({}, {"determinism": False}),
+    "unsynchronized batch norm": ({}, {"plain_bn": True}),
+    "no XLA": ({"xla": False}, {}),
+}
+
+
+def _timed(fn, args, steps: int) -> float:
+    """Milliseconds per call, after two warm-up calls (compilation included there)."""
+    import tensorflow as tf
+
+    for _ in range(2):
+        tf.nest.map_structure(lambda t: t.numpy(), fn(*args))
+    started = time.perf_counter()
+    for _ in range(steps):
+        out = fn(*args)
+    tf.nest.map_structure(lambda t: t.numpy(), out)
+    return 1000 * (time.perf_counter() - started) / steps
+
+
+def profile(arch: str, options: dict, settings: dict, steps: int) -> dict:
+    import keras
+    import tensorflow as tf
+
+    from cgan_mnist import data, models, training
+    from cgan_mnist.config import validate_train_options
+
+    if settings.get("plain_bn"):
+        models._batch_norm = lambda name: keras.layers.BatchNormalization(name=name)
+    cfg = validate_train_options({"arch": arch, "seed": 0, **options})
+    run = training.build_run(cfg, data.load("mnist", None))
+    if not settings.get("determinism", True):
+        tf.config.experimental.disable_op_determinism()
+    gan = run.gan
+    batch = tuple(next(iter(run.batches(1))))
+    real, labels, d_noise, g_noise = batch
+
+    def d_update(real, labels, d_noise):
+        return gan._update_discriminator(real, labels, gan.generator([d_noise, labels],
+                                                                     training=True))[0]
+
+    def g_update(labels, g_noise):
+        with tf.GradientTape() as tape:
+            loss = gan._generator_loss(gan.generator([g_noise, labels], training=True), labels)
+        grads = tape.gradient(loss, gan.generator.trainable_variables)
+        gan.g_optimizer.apply_gradients(zip(grads, gan.generator.trainable_variables))
+        return loss
+
+    def ema():
+        gan._update_average()
+        return tf.constant(0.0)
+
+    stream = iter(run.batches(1))
+    jit = run.xla
+    return {
+        "step": _timed(gan.train_step, (batch,), steps),
+        "d": _timed(tf.function(d_update, jit_compile=jit), (real, labels, d_noise), steps),
+        "g": _timed(tf.function(g_update, jit_compile=jit), (labels, g_noise), steps),
+        "ema": _timed(tf.function(ema), (), steps) if gan.generator_ema is not None else 0.0,
+        "input": _timed(lambda: next(stream)[0], (), steps),
+        "batch": cfg.batch_size,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", choices=["mlp", "dcgan"], default="mlp")
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--variant", action="append", choices=list(VARIANTS))
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(profile(args.arch, *VARIANTS[args.one], args.steps)))
+        return
+
+    from bench_speed import machine
+
+    print(f"Machine: {machine()}\n")
+    print(f"{args.arch}: milliseconds per call, {args.steps} calls on one batch after warm-up\n")
+    print("| variant | step | D update | G update | average | input batch | img/s |")
+    print("|---|---|---|---|---|---|---|")
+    for name in args.variant or VARIANTS:
+        done = subprocess.run([sys.executable, __file__, "--arch", args.arch, "--steps",
+                               str(args.steps), "--one", name], capture_output=True, text=True)
+        if done.returncode:
+            print(f"| {name} | failed: {done.stderr.strip().splitlines()[-1]} |")
+            continue
+        r = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"| {name} | {r['step']:.2f} | {r['d']:.2f} | {r['g']:.2f} | {r['ema']:.2f} | "
+              f"{r['input']:.2f} | {1000 * r['batch'] / r['step']:,.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
