@@ -131,25 +131,52 @@ class EpochFeeder:
     and a resumed run sees the same batches. Images and labels are gathered
     with the same indices, so they are never shuffled apart. The last partial
     batch is dropped: every step has the same shape and the compiled step is
-    traced once.
+    traced once. With ``balanced``, the order is ``balanced_order`` instead.
     """
 
     def __init__(self, split: Split, num_classes: int, batch_size: int, *, seed: int,
-                 limit: int | None = None):
+                 limit: int | None = None, balanced: bool = False):
         import tensorflow as tf
 
         x, y = to_model_inputs(split.images[:limit], split.labels[:limit], num_classes)
         self._images, self._labels = tf.constant(x), tf.constant(y)
+        self._classes = np.asarray(split.labels[:limit]) if balanced else None
         self.num_examples = len(x)
         self.batch_size = batch_size
         self.steps_per_epoch = self.num_examples // batch_size
         self.seed = seed
 
+    def order(self, epoch: int) -> np.ndarray:
+        """The indices of the epoch's images, in the order they are fed: a function of
+        (seed, epoch) alone."""
+        rng = np.random.default_rng([self.seed, epoch])
+        if self._classes is None:
+            return rng.permutation(self.num_examples)
+        return balanced_order(self._classes, rng)
+
     def epoch(self, epoch: int):
         import tensorflow as tf
 
-        order = np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
+        order = self.order(epoch)
         ds = tf.data.Dataset.from_tensor_slices(order)
         ds = ds.batch(self.batch_size, drop_remainder=True)
         ds = ds.map(lambda idx: (tf.gather(self._images, idx), tf.gather(self._labels, idx)))
         return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def balanced_order(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """As many indices as labels, the classes taking turns in one order (drawn per
+    epoch), so that any run of n consecutive indices, every batch among them, holds
+    each class n // K or n // K + 1 times (K: the classes present).
+
+    Each class's images follow a permutation of their own, cycled when a class has
+    fewer than its share (len(labels) / K): the epoch keeps its length, so images of
+    rarer classes repeat within it, and those of commoner classes are partly left
+    out, a different part each epoch.
+    """
+    classes = rng.permutation(np.unique(labels))
+    share = -(-len(labels) // len(classes))
+    table = np.stack([np.resize(rng.permutation(np.flatnonzero(labels == c)), share)
+                      for c in classes])  # (K, share): row k is class k's turns
+    turns = np.arange(len(labels))
+    return table[turns % len(classes), turns // len(classes)]

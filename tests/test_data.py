@@ -115,3 +115,46 @@ def test_without_the_real_data_its_tests_skip_in_one_line(tmp_path):
     assert result.returncode == 0, result.stdout
     assert "1 skipped" in result.stdout and "error" not in result.stdout.lower()
     assert "needs the real mnist.npz: set CGAN_DATA_DIR to its folder" in result.stdout
+
+
+def _label_counts(order, labels, batch_size, num_classes=10):
+    batches = order[:len(order) // batch_size * batch_size].reshape(-1, batch_size)
+    return np.stack([np.bincount(labels[batch], minlength=num_classes) for batch in batches])
+
+
+@pytest.mark.parametrize("batch_size", [10, 30, 64])
+def test_balanced_batches_hold_each_class_equally_often(tiny_data, batch_size):
+    """--balanced-batches: label counts within a batch differ by at most 1, on data whose
+    classes are not equally large; the epoch keeps its length."""
+    labels = tiny_data.train.labels[:500].copy()
+    labels[labels == 3] = 7  # class 3 gone, class 7 twice as large as the others
+    feeder = data.EpochFeeder(data.Split(tiny_data.train.images[:500], labels), 10, batch_size,
+                              seed=4, balanced=True)
+    order = feeder.order(1)
+    assert len(order) == 500 and feeder.steps_per_epoch == 500 // batch_size
+    counts = _label_counts(order, labels, batch_size)
+    present = [c for c in range(10) if c != 3]
+    assert (counts[:, present].max(axis=1) - counts[:, present].min(axis=1)).max() <= 1
+    assert counts[:, 3].sum() == 0
+    plain = data.EpochFeeder(data.Split(tiny_data.train.images[:500], labels), 10, batch_size,
+                             seed=4)
+    plain_counts = _label_counts(plain.order(1), labels, batch_size)[:, present]
+    assert (plain_counts.max(axis=1) - plain_counts.min(axis=1)).max() > 1, "shuffling is not"
+
+
+def test_balanced_order_is_a_function_of_seed_and_epoch(tiny_data):
+    def order(seed, epoch, balanced=True):
+        return data.EpochFeeder(tiny_data.train, 10, 32, seed=seed, limit=300,
+                                balanced=balanced).order(epoch)
+
+    first = order(1, 1)
+    np.testing.assert_array_equal(first, order(1, 1))
+    assert not np.array_equal(first, order(1, 2)) and not np.array_equal(first, order(2, 1))
+    labels = tiny_data.train.labels[:300]
+    assert np.bincount(labels[first], minlength=10).tolist() == [30] * 10
+    # Without the option, the order is the plain permutation it always was.
+    np.testing.assert_array_equal(order(1, 1, balanced=False),
+                                  np.random.default_rng([1, 1]).permutation(300))
+    images, batch_labels = next(iter(data.EpochFeeder(tiny_data.train, 10, 20, seed=1, limit=300,
+                                                      balanced=True).epoch(1)))
+    assert sorted(np.argmax(batch_labels.numpy(), axis=1).tolist()) == sorted(list(range(10)) * 2)
