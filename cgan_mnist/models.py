@@ -13,11 +13,17 @@ the image) and once at the output, as a projection term (Miyato & Koyama,
 discriminator judge "is this a real *7*?" rather than only "is this real?",
 which is what makes the generator draw the asked-for digit.
 
-Two layers of this module compute a built-in layer's function more cheaply,
+Two layers (``fast_layers``) compute a built-in layer's function more cheaply,
 with the same weights: :class:`PixelShuffleConv2DTranspose` (G) and
 :class:`LabelPlaneConv2D` (D). The generator saved as ``generator.keras`` is
 rebuilt from built-in layers (:func:`portable_generator`), so it loads with
 plain ``keras.models.load_model`` and no custom objects.
+
+With ``spectral_norm`` (Miyato et al., 2018) every kernel of D, the label
+embedding of the projection included, is spectrally normalized in training:
+``keras.layers.SpectralNormalization`` around the Dense and Conv2D layers
+(in float32, so that under mixed precision the float32 kernel it rewrites is
+not rounded to 16 bits), and the same power iteration inside LabelPlaneConv2D.
 """
 
 from __future__ import annotations
@@ -26,9 +32,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import keras
-from keras import layers, ops
+from keras import layers
 
 from .config import ARCHS
+from .fast_layers import LabelPlaneConv2D, PixelShuffleConv2DTranspose
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -43,6 +50,7 @@ class ModelConfig:
     g_width: int = 32   # dcgan: channels of G's 14x14 map (its 7x7 map has 2x); mlp: G's first hidden width
     d_width: int = 32   # dcgan: channels of D's first conv (its second has 2x); mlp: D's last hidden width
     d_dropout: float = 0.0  # dropout rate after each of D's hidden layers (0: none)
+    spectral_norm: bool = False  # D's kernels spectrally normalized in training
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,7 +74,7 @@ def build_discriminator(cfg: ModelConfig) -> keras.Model:
     label = keras.Input((cfg.num_classes,), name="label")
     body = _mlp_discriminator_features if cfg.arch == "mlp" else _dcgan_discriminator_features
     features = body(image, label, cfg)
-    logit = _projection_head(features, label)
+    logit = _projection_head(features, label, cfg)
     return keras.Model([image, label], logit, name=f"{cfg.arch}_discriminator")
 
 
@@ -137,47 +145,6 @@ def _dcgan_generator_body(x, cfg: ModelConfig, upsample):
     return layers.Activation("tanh", dtype="float32", name="image")(x)
 
 
-@keras.saving.register_keras_serializable(package="cgan_mnist")
-class PixelShuffleConv2DTranspose(layers.Conv2DTranspose):
-    """``Conv2DTranspose(filters, 4, strides=2, padding="same")``: same weights,
-    same result, computed as one stride-1 convolution and a pixel shuffle.
-
-    Each output pixel ``(2m + a, 2n + b)`` sees a 2x2 window of the input, with
-    kernel taps fixed by its phase ``(a, b)``: ``(3, 1)`` for an even row or
-    column and ``(2, 0)`` for an odd one. One 2x2 convolution of the input
-    padded by one pixel computes all four phases (``4 * filters`` channels);
-    each phase is then cropped and the phases interleaved. XLA lowers the
-    plain transposed convolution to a convolution over a zero-stuffed input,
-    four times the multiply-adds; this form does 1.3x.
-    """
-
-    TAPS = ((3, 1), (2, 0))  # kernel row/column used by window row/column 0 and 1, per phase
-
-    def __init__(self, filters: int, **kwargs):
-        super().__init__(filters, 4, strides=2, padding="same", **kwargs)
-
-    def get_config(self):
-        config = super().get_config()
-        for fixed in ("kernel_size", "strides", "padding"):
-            config.pop(fixed)
-        return config
-
-    def call(self, inputs):
-        kernel = ops.transpose(self.kernel, (0, 1, 3, 2))  # (4, 4, in, out), conv layout
-        phases = [ops.take(ops.take(kernel, self.TAPS[a], axis=0), self.TAPS[b], axis=1)
-                  for a in (0, 1) for b in (0, 1)]
-        padded = ops.pad(inputs, ((0, 0), (1, 1), (1, 1), (0, 0)))
-        windows = ops.conv(padded, ops.concatenate(phases, axis=-1), padding="valid")
-        height, width = inputs.shape[1], inputs.shape[2]
-        f = self.filters
-        crops = [windows[:, a:a + height, b:b + width, (2 * a + b) * f:(2 * a + b + 1) * f]
-                 for a in (0, 1) for b in (0, 1)]
-        x = ops.reshape(ops.stack(crops, axis=3), (-1, height, width, 2, 2, f))
-        x = ops.reshape(ops.transpose(x, (0, 1, 3, 2, 4, 5)), (-1, 2 * height, 2 * width, f))
-        if self.use_bias:
-            x = x + self.bias
-        return self.activation(x)
-
 
 # --- discriminator bodies (image + label -> feature vector) -----------------
 
@@ -186,17 +153,19 @@ def _mlp_discriminator_features(image, label, cfg: ModelConfig):
     x = layers.Flatten(name="pixels")(image)
     x = layers.Concatenate(name="pixels_and_label")([x, label])
     for i, units in enumerate((cfg.d_width * 4, cfg.d_width * 2, cfg.d_width)):
-        x = layers.Dense(units, name=f"dense{i + 1}")(x)
+        x = _normalized(cfg, layers.Dense(units, name=f"dense{i + 1}"))(x)
         x = layers.LeakyReLU(0.2, name=f"lrelu{i + 1}")(x)
         x = _dropout(cfg, f"dropout{i + 1}")(x)
     return x
 
 
 def _dcgan_discriminator_features(image, label, cfg: ModelConfig):
-    x = LabelPlaneConv2D(cfg.d_width, 4, strides=2, name="down14")([image, label])
+    x = LabelPlaneConv2D(cfg.d_width, 4, strides=2, spectral_norm=cfg.spectral_norm,
+                         name="down14")([image, label])
     x = layers.LeakyReLU(0.2, name="lrelu1")(x)
     x = _dropout(cfg, "dropout1")(x)
-    x = layers.Conv2D(cfg.d_width * 2, 4, strides=2, padding="same", name="down7")(x)
+    x = _normalized(cfg, layers.Conv2D(cfg.d_width * 2, 4, strides=2, padding="same",
+                                       name="down7"))(x)
     x = layers.LeakyReLU(0.2, name="lrelu2")(x)
     x = _dropout(cfg, "dropout2")(x)
     return layers.Flatten(name="features")(x)
@@ -210,63 +179,20 @@ def _dropout(cfg: ModelConfig, name: str):
     return layers.Dropout(cfg.d_dropout, name=name)
 
 
-@keras.saving.register_keras_serializable(package="cgan_mnist")
-class LabelPlaneConv2D(layers.Layer):
-    """A "same"-padded Conv2D over the image with the one-hot label appended as
-    constant planes, one per class -- computed without building the planes.
 
-    The label's share of the convolution is linear in the label:
-    ``conv(planes(y)) = sum_c y_c * conv(planes(e_c))``. So the layer convolves
-    the ``num_classes`` unit planes once per call (a ``(classes, h, w, filters)``
-    table, independent of the batch) and gives each image its row mix by a
-    matmul. The result and the weights (kernel ``(k, k, channels + classes,
-    filters)``, bias) are those of the plain layer; only the cost differs:
-    ``classes * h * w * filters`` multiply-adds per image instead of
-    ``k * k * classes * h * w * filters`` (16x less with a 4x4 kernel).
-    """
-
-    def __init__(self, filters: int, kernel_size: int, strides: int = 1, **kwargs):
-        super().__init__(**kwargs)
-        self.filters, self.kernel_size, self.strides = filters, kernel_size, strides
-
-    def build(self, input_shape):
-        image_shape, label_shape = input_shape
-        self.image_channels, self.num_classes = image_shape[-1], label_shape[-1]
-        self.plane_shape = tuple(image_shape[1:3])
-        self.kernel = self.add_weight(
-            name="kernel", initializer="glorot_uniform",
-            shape=(self.kernel_size, self.kernel_size,
-                   self.image_channels + self.num_classes, self.filters))
-        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
-
-    def call(self, inputs):
-        image, label = inputs
-        image_kernel = self.kernel[:, :, :self.image_channels, :]
-        label_kernel = self.kernel[:, :, self.image_channels:, :]
-        from_image = ops.conv(image, image_kernel, strides=self.strides, padding="same")
-        unit_planes = ops.broadcast_to(  # plane set c is all ones in channel c
-            ops.reshape(ops.eye(self.num_classes, dtype=self.compute_dtype),
-                        (self.num_classes, 1, 1, self.num_classes)),
-            (self.num_classes, *self.plane_shape, self.num_classes))
-        per_class = ops.conv(unit_planes, label_kernel, strides=self.strides, padding="same")
-        table = ops.reshape(per_class, (self.num_classes, -1))
-        from_label = ops.reshape(ops.matmul(label, table), ops.shape(from_image))
-        return from_image + from_label + self.bias
-
-    def compute_output_shape(self, input_shape):
-        (batch, height, width, _), _ = input_shape
-        size = lambda n: None if n is None else -(-n // self.strides)  # noqa: E731
-        return (batch, size(height), size(width), self.filters)
-
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters,
-                "kernel_size": self.kernel_size, "strides": self.strides}
+def _normalized(cfg: ModelConfig, layer: layers.Layer):
+    """``layer``, spectrally normalized with ``cfg.spectral_norm`` (the wrapper in float32:
+    it rewrites the float32 kernel, which a 16-bit computation would round)."""
+    if not cfg.spectral_norm:
+        return layer
+    return layers.SpectralNormalization(layer, dtype="float32", name=f"{layer.name}_sn")
 
 
-def _projection_head(features, label):
+def _projection_head(features, label, cfg: ModelConfig):
     """Unconditional logit plus the label projection <embed(y), phi(x)>."""
-    unconditional = layers.Dense(1, name="logit_unconditional")(features)
-    embedded = layers.Dense(features.shape[-1], use_bias=False, name="label_embedding")(label)
+    unconditional = _normalized(cfg, layers.Dense(1, name="logit_unconditional"))(features)
+    embedded = _normalized(cfg, layers.Dense(features.shape[-1], use_bias=False,
+                                             name="label_embedding"))(label)
     projection = layers.Dot(axes=1, name="label_projection")([embedded, features])
     return layers.Add(dtype="float32", name="logit")([unconditional, projection])
 
@@ -284,35 +210,41 @@ def forward_flops(model: keras.Model) -> int:
     convolution, transposed convolution, dot); element-wise layers are ignored.
     """
     total = 0
-    for layer in model.layers:
+    for wrapped in model.layers:  # a spectral normalization's wrapper counts as its layer
+        layer = wrapped.layer if isinstance(wrapped, layers.Wrapper) else wrapped
         if isinstance(layer, LabelPlaneConv2D):
-            h, w, c_out = layer.output.shape[1:]
+            h, w, c_out = wrapped.output.shape[1:]
             per_pixel = layer.kernel_size**2 * layer.image_channels + layer.num_classes
             total += 2 * h * w * c_out * per_pixel  # the per-class table is per batch: not counted
         elif isinstance(layer, layers.Conv2DTranspose):  # before Conv2D: it subclasses it
-            h, w, c_in = layer.input.shape[1:]
+            h, w, c_in = wrapped.input.shape[1:]
             k_h, k_w = layer.kernel_size
             total += 2 * h * w * c_in * k_h * k_w * layer.filters
         elif isinstance(layer, layers.Conv2D):
-            c_in = layer.input.shape[-1]
-            h, w, c_out = layer.output.shape[1:]
+            c_in = wrapped.input.shape[-1]
+            h, w, c_out = wrapped.output.shape[1:]
             k_h, k_w = layer.kernel_size
             total += 2 * h * w * c_out * k_h * k_w * c_in
         elif isinstance(layer, layers.Dense):
-            total += 2 * layer.input.shape[-1] * layer.units
+            total += 2 * wrapped.input.shape[-1] * layer.units
         elif isinstance(layer, layers.Dot):
-            total += 2 * layer.input[0].shape[-1]
+            total += 2 * wrapped.input[0].shape[-1]
     return int(total)
 
 
 def training_flops_per_image(generator: keras.Model, discriminator: keras.Model,
-                             reuse_fakes: bool = False) -> int:
+                             reuse_fakes: bool = False, r1: bool = False) -> int:
     """FLOPs of one training step divided by the batch size.
 
     With a backward pass costing twice its forward pass:
     D step = G forward + D forward/backward on a real and a fake image (1 G + 6 D);
     G step = G forward/backward + D forward/backward (3 G + 3 D), or with
     ``reuse_fakes`` G backward only, through the D step's fakes (2 G + 3 D).
+    ``r1`` adds, per real image, the gradient with respect to the image (a backward
+    pass: 2 D) and the backward pass through that one (twice it: 4 D): 6 D in all,
+    a rough count, not a measurement. DiffAugment and spectral normalization add
+    little (per-image 28x28 matrix products; one power iteration per layer and
+    batch) and are not counted.
     """
     g, d = forward_flops(generator), forward_flops(discriminator)
-    return (3 if reuse_fakes else 4) * g + 9 * d
+    return (3 if reuse_fakes else 4) * g + (15 if r1 else 9) * d
