@@ -19,31 +19,53 @@ that GAN training leaves in the live weights.
 D's target for real images becomes 1 - label_smoothing, fakes keep 0, and
 G's target stays 1, so D is never rewarded for over-confidence on real data.
 
+Quality levers, all off by default (the step is then the one above, op for op):
+
+* ``loss="hinge"``: D minimizes relu(1 - real) + relu(1 + fake), G maximizes
+  D's fake logits (Lim & Ye, 2017; Miyato et al., 2018);
+* ``r1`` > 0: the R1 penalty r1/2 * |grad_x D(x)|^2 on real images is added
+  to D's loss (Mescheder et al., 2018);
+* ``diffaugment``: every image D sees, real or fake, in either update, is
+  augmented differentiably (Zhao et al., 2020; ``augment``);
+* ``lr_decay`` > 0: both learning rates fall linearly to 0 over that last
+  fraction of ``total_steps`` (``LinearDecayTail``, driven by the optimizers'
+  step counts, so it resumes exactly).
+
 The noise comes with the batch (``with_noise``): it is a pure function of
 (seed, epoch, batch index), so a run repeats exactly, a resumed run continues
 exactly, and N replicas of a ``tf.distribute`` strategy see the same noise as
-one device. Losses are averaged over the *global* batch, so the gradients
-summed across replicas equal those of one device.
+one device. So are DiffAugment's random numbers, a third draw. Losses are
+averaged over the *global* batch, so the gradients summed across replicas
+equal those of one device.
 """
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import tensorflow as tf
 
+from . import augment
 from .run_folder import STEP_METRICS
+
+LOSSES = ("bce", "hinge")  # mirrored in config.LOSSES
 
 
 def with_noise(batches: tf.data.Dataset, latent_dim: int, seed: int,
-               epoch: int) -> tf.data.Dataset:
-    """Append two noise draws (for the D step and the G step) to every batch."""
+               epoch: int, uniforms: int = 0) -> tf.data.Dataset:
+    """Append two noise draws (for the D step and the G step) to every batch, and with
+    ``uniforms`` > 0 a third: that many uniform numbers in [0, 1) per image."""
     def add(index, batch):
         images, labels = batch
         shape = (tf.shape(images)[0], latent_dim)
         key = tf.stack([tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64) * 2**20 + index])
         d_noise = tf.random.stateless_normal(shape, seed=key)
         g_noise = tf.random.stateless_normal(shape, seed=key + [0, 2**40])
-        return images, labels, d_noise, g_noise
+        if not uniforms:
+            return images, labels, d_noise, g_noise
+        draws = tf.random.stateless_uniform((shape[0], uniforms), seed=key + [0, 2**41])
+        return images, labels, d_noise, g_noise, draws
 
     return batches.enumerate().map(add)
 
@@ -59,6 +81,8 @@ class CGAN:
     def __init__(self, generator: keras.Model, discriminator: keras.Model, *,
                  lr: float = 2e-4, d_lr: float | None = None, beta1: float = 0.5,
                  ema: float = 0.0, label_smoothing: float = 0.0, reuse_fakes: bool = False,
+                 loss: str = "bce", r1: float = 0.0, diffaugment: str = "",
+                 lr_decay: float = 0.0, total_steps: int | None = None,
                  global_batch_size: int | None = None,
                  jit_compile: bool = False, loss_scaling: bool = False,
                  strategy: tf.distribute.Strategy | None = None):
@@ -66,7 +90,14 @@ class CGAN:
         the per-step decay of the generator's moving average (0: none);
         ``label_smoothing`` lowers D's target for real images to 1 - it; ``reuse_fakes``:
         G's update reuses the D update's fakes (one G forward pass per step, as in
-        PyTorch's DCGAN example) instead of drawing new ones."""
+        PyTorch's DCGAN example) instead of drawing new ones. ``loss``: "bce" or "hinge";
+        ``r1``: the weight gamma of the R1 penalty; ``diffaugment``: a policy such as
+        "translation,cutout"; ``lr_decay``: the last fraction of ``total_steps`` over
+        which both learning rates fall linearly to 0."""
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; expected one of {LOSSES}")
+        if lr_decay and not total_steps:
+            raise ValueError("lr_decay needs total_steps: the length of the run")
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = int(generator.inputs[0].shape[-1])
@@ -76,10 +107,16 @@ class CGAN:
         self.ema = float(ema)
         self.real_target = 1.0 - float(label_smoothing)
         self.reuse_fakes = bool(reuse_fakes)
+        self.loss, self.r1 = loss, float(r1)
+        self.policy = augment.parse_policy(diffaugment)
+        # DiffAugment's random numbers per image: for the real images, the D update's
+        # fakes and the G update's fakes (``with_noise(..., uniforms=...)`` draws them).
+        self.uniforms = 3 * augment.draws_needed(self.policy)
+        g_rate, d_rate = (_rate(rate, lr_decay, total_steps) for rate in (lr, d_lr or lr))
         with self.strategy.scope():
             self.generator_ema = _copy(generator) if self.ema else None
-            self.g_optimizer = _adam(lr, beta1, "g_adam", loss_scaling)
-            self.d_optimizer = _adam(d_lr or lr, beta1, "d_adam", loss_scaling)
+            self.g_optimizer = _adam(g_rate, beta1, "g_adam", loss_scaling)
+            self.d_optimizer = _adam(d_rate, beta1, "d_adam", loss_scaling)
             # Build the optimizers now so that their moments exist before a
             # checkpoint restore (otherwise a restore silently drops them).
             self.g_optimizer.build(generator.trainable_variables)
@@ -111,47 +148,90 @@ class CGAN:
         """This replica's share of the global-batch mean (the replicas' shares sum to it)."""
         return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
 
-    def _train_step(self, real_images, labels, d_noise, g_noise):
+    def _train_step(self, real_images, labels, d_noise, g_noise, draws=None):
+        see_real, see_fake, see_g_fake = self._augmentations(draws)
         if self.reuse_fakes:
-            return self._step_reusing_fakes(real_images, labels, d_noise)
+            return self._step_reusing_fakes(real_images, labels, d_noise,
+                                            (see_real, see_fake, see_g_fake))
         fake_images = self.generator([d_noise, labels], training=True)
-        d_loss, real_logits, fake_logits = self._update_discriminator(real_images, labels,
-                                                                      fake_images)
+        d_loss, real_logits, fake_logits = self._update_discriminator(
+            real_images, labels, fake_images, (see_real, see_fake))
         with tf.GradientTape() as tape:
             fake_images = self.generator([g_noise, labels], training=True)
-            g_loss = self._generator_loss(fake_images, labels)
+            g_loss = self._generator_loss(fake_images, labels, see_g_fake)
             g_scaled = _scaled(self.g_optimizer, g_loss)
         _apply(self.g_optimizer, tape, g_scaled, self.generator.trainable_variables)
         return self._metrics(d_loss, g_loss, real_logits, fake_logits)
 
-    def _step_reusing_fakes(self, real_images, labels, noise):
+    def _step_reusing_fakes(self, real_images, labels, noise, augmentations):
         """The same step with one G forward pass: G's update differentiates through the
         fakes the D update saw (D judging them anew, after its update)."""
+        see_real, see_fake, see_g_fake = augmentations
         with tf.GradientTape() as tape:
             fake_images = self.generator([noise, labels], training=True)
             with tape.stop_recording():
                 d_loss, real_logits, fake_logits = self._update_discriminator(
-                    real_images, labels, fake_images)
-            g_loss = self._generator_loss(fake_images, labels)
+                    real_images, labels, fake_images, (see_real, see_fake))
+            g_loss = self._generator_loss(fake_images, labels, see_g_fake)
             g_scaled = _scaled(self.g_optimizer, g_loss)
         _apply(self.g_optimizer, tape, g_scaled, self.generator.trainable_variables)
         return self._metrics(d_loss, g_loss, real_logits, fake_logits)
 
-    def _update_discriminator(self, real_images, labels, fake_images):
-        """One D update on real (target 1 - smoothing) and fake (target 0) logits."""
+    def _augmentations(self, draws):
+        """What D sees of the real images, the D update's fakes and the G update's fakes:
+        each augmented with its own share of ``draws`` (DiffAugment), or as they are."""
+        if not self.policy:
+            return None, None, None
+        n = augment.draws_needed(self.policy)
+        return tuple(functools.partial(augment.augment, policy=self.policy,
+                                       draws=draws[:, i * n:(i + 1) * n]) for i in range(3))
+
+    def _update_discriminator(self, real_images, labels, fake_images, augmentations=(None, None)):
+        """One D update on real (target 1 - smoothing) and fake (target 0) logits, or the
+        hinge loss; with ``r1``, plus the R1 penalty on the real images."""
+        see_real, see_fake = augmentations
+        if see_real is not None:
+            real_images, fake_images = see_real(real_images), see_fake(fake_images)
         with tf.GradientTape() as tape:
-            real_logits = self.discriminator([real_images, labels], training=True)
+            real_logits, penalty = self._judge_real(real_images, labels)
             fake_logits = self.discriminator([fake_images, labels], training=True)
-            real_targets = tf.fill(tf.shape(real_logits), self.real_target)
-            d_loss = self._mean(self._bce(real_targets, real_logits)
-                                + self._bce(tf.zeros_like(fake_logits), fake_logits))
+            d_loss = self._discriminator_loss(real_logits, fake_logits)
+            if penalty is not None:
+                d_loss += penalty
             d_scaled = _scaled(self.d_optimizer, d_loss)
         _apply(self.d_optimizer, tape, d_scaled, self.discriminator.trainable_variables)
         return d_loss, real_logits, fake_logits
 
-    def _generator_loss(self, fake_images, labels):
-        """Non-saturating: G wants D to call its fakes real (target 1)."""
+    def _judge_real(self, real_images, labels):
+        """D's logits for the real images and, with ``r1``, the R1 penalty
+        r1/2 * |grad_x D(x)|^2 (its gradient taken by the caller's tape: a double
+        backward). Without ``r1`` the penalty is None and no gradient is taken. Under
+        float16 loss scaling this inner gradient is not scaled (not tried on a GPU yet)."""
+        if not self.r1:
+            return self.discriminator([real_images, labels], training=True), None
+        with tf.GradientTape() as tape:
+            tape.watch(real_images)
+            logits = self.discriminator([real_images, labels], training=True)
+        slopes = tape.gradient(logits, real_images)  # per image: D has no batch coupling
+        squared = tf.reduce_sum(tf.square(tf.cast(slopes, tf.float32)), axis=[1, 2, 3])
+        return logits, 0.5 * self.r1 * self._mean(squared)
+
+    def _discriminator_loss(self, real_logits, fake_logits):
+        if self.loss == "hinge":
+            return self._mean(tf.nn.relu(1.0 - real_logits[:, 0])
+                              + tf.nn.relu(1.0 + fake_logits[:, 0]))
+        real_targets = tf.fill(tf.shape(real_logits), self.real_target)
+        return self._mean(self._bce(real_targets, real_logits)
+                          + self._bce(tf.zeros_like(fake_logits), fake_logits))
+
+    def _generator_loss(self, fake_images, labels, see_fake=None):
+        """Non-saturating: G wants D to call its fakes real (target 1); hinge: G raises
+        D's logits for its fakes."""
+        if see_fake is not None:
+            fake_images = see_fake(fake_images)
         g_logits = self.discriminator([fake_images, labels], training=True)
+        if self.loss == "hinge":
+            return self._mean(-g_logits[:, 0])
         return self._mean(self._bce(tf.ones_like(g_logits), g_logits))
 
     def _metrics(self, d_loss, g_loss, real_logits, fake_logits) -> dict:
@@ -196,7 +276,28 @@ def _copy(model: keras.Model) -> keras.Model:
     return copy
 
 
-def _adam(lr: float, beta1: float, name: str, loss_scaling: bool):
+class LinearDecayTail(keras.optimizers.schedules.LearningRateSchedule):
+    """``rate`` until the last ``fraction`` of ``total_steps``, then linearly down to 0
+    at ``total_steps``. A function of the optimizer's step count only, which the
+    checkpoint holds, so a resumed run continues the schedule exactly."""
+
+    def __init__(self, rate: float, total_steps: int, fraction: float):
+        self.rate, self.total_steps, self.fraction = float(rate), int(total_steps), float(fraction)
+
+    def __call__(self, step):
+        left = (self.total_steps - tf.cast(step, tf.float32)) / (self.fraction * self.total_steps)
+        return self.rate * tf.clip_by_value(left, 0.0, 1.0)
+
+    def get_config(self) -> dict:
+        return {"rate": self.rate, "total_steps": self.total_steps, "fraction": self.fraction}
+
+
+def _rate(lr: float, decay: float, total_steps: int | None):
+    """A constant rate (a float, as before the option) or, with ``decay``, its schedule."""
+    return LinearDecayTail(lr, total_steps, decay) if decay else lr
+
+
+def _adam(lr, beta1: float, name: str, loss_scaling: bool):
     adam = keras.optimizers.Adam(lr, beta_1=beta1, name=name)
     return keras.optimizers.LossScaleOptimizer(adam, name=f"{name}_scaled") if loss_scaling \
         else adam

@@ -6,12 +6,12 @@ from cgan_mnist.gan import CGAN, with_noise
 from cgan_mnist.models import ModelConfig, build_models
 
 
-def _batch(dataset, n, latent_dim):
+def _batch(dataset, n, latent_dim, uniforms=0):
     import tensorflow as tf
 
     images, labels = data.to_model_inputs(dataset.train.images[:n], dataset.train.labels[:n], 10)
     batches = tf.data.Dataset.from_tensor_slices((images, labels)).batch(n)
-    return next(iter(with_noise(batches, latent_dim, seed=0, epoch=1)))
+    return next(iter(with_noise(batches, latent_dim, seed=0, epoch=1, uniforms=uniforms)))
 
 
 def test_noise_is_a_function_of_seed_epoch_and_batch(tiny_data):
@@ -166,3 +166,151 @@ def test_reusing_the_fakes_runs_the_generator_once_per_step(tiny_data, reuse, pa
     assert all(not np.array_equal(a, b.numpy())
                for a, b in zip(g_before, gan.generator.trainable_weights))
     assert np.isfinite(float(metrics["g_loss"]))
+
+
+# --- the quality levers (all off by default) ----------------------------------------------
+
+
+def test_with_all_levers_off_the_step_is_the_one_from_before_them(tiny_data):
+    """Defaults take the old code path: no schedule, no augmentation draws, no penalty,
+    the bce loss, and the same noise (a one-epoch run's weights and losses were checked
+    bit for bit against the code before the levers; the exact-resume tests keep it)."""
+    import keras
+
+    gan = CGAN(*build_models(ModelConfig("dcgan", latent_dim=16, g_width=8, d_width=8)))
+    assert (gan.loss, gan.r1, gan.policy, gan.uniforms) == ("bce", 0.0, (), 0)
+    for optimizer in (gan.g_optimizer, gan.d_optimizer):
+        assert not isinstance(optimizer._learning_rate,
+                              keras.optimizers.schedules.LearningRateSchedule)
+    batch = _batch(tiny_data, 8, latent_dim=16)
+    assert len(batch) == 4
+    assert gan._augmentations(None) == (None, None, None)
+    assert gan._judge_real(batch[0], batch[1])[1] is None
+    assert not any("vector_u" in v.path for v in gan.discriminator.variables)
+    with_draws = _batch(tiny_data, 8, latent_dim=16, uniforms=12)
+    assert len(with_draws) == 5 and with_draws[4].shape == (8, 12)
+    draws = with_draws[4].numpy()
+    assert draws.min() >= 0.0 and draws.max() < 1.0
+    for a, b in zip(batch, with_draws):  # the third draw leaves the noise as it was
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+LEVERS = {"hinge": ({"loss": "hinge"}, False), "r1": ({"r1": 2.0}, False),
+          "diffaugment": ({"diffaugment": "translation,cutout"}, False),
+          "lr_decay": ({"lr_decay": 0.5, "total_steps": 4}, False),
+          "spectral_norm": ({}, True),
+          "all": ({"loss": "hinge", "r1": 1.0, "diffaugment": "cutout,translation",
+                   "lr_decay": 0.2, "total_steps": 100, "reuse_fakes": True}, True)}
+
+
+@pytest.mark.parametrize("arch, lever", [("dcgan", name) for name in LEVERS]
+                         + [("mlp", "all"), ("mlp", "spectral_norm")])
+def test_one_step_with_each_lever_changes_both_networks(tiny_data, arch, lever):
+    options, spectral_norm = LEVERS[lever]
+    cfg = ModelConfig(arch, latent_dim=16, g_width=8, d_width=8, spectral_norm=spectral_norm)
+    gan = CGAN(*build_models(cfg), **options)
+    batch = _batch(tiny_data, 16, latent_dim=16, uniforms=gan.uniforms)
+    g_before = [w.numpy() for w in gan.generator.trainable_weights]
+    # Not the biases: with the hinge loss and every logit within (-1, 1), the logit's
+    # bias gets -1 from the real and +1 from the fake images: a zero gradient.
+    d_weights = [w for w in gan.discriminator.weights if not w.path.endswith("bias")]
+    d_before = [w.numpy() for w in d_weights]
+    metrics = {k: float(v) for k, v in gan.train_step(batch).items()}
+    assert all(np.isfinite(v) for v in metrics.values())
+    assert all(not np.array_equal(a, b.numpy())
+               for a, b in zip(g_before, gan.generator.trainable_weights))
+    assert all(not np.array_equal(a, b.numpy())  # vector_u too, with spectral_norm
+               for a, b in zip(d_before, d_weights))
+    assert any("vector_u" in w.path for w in d_weights) == spectral_norm
+
+
+def test_hinge_losses_are_those_of_lim_and_ye():
+    import tensorflow as tf
+
+    gan = CGAN(*build_models(ModelConfig("mlp", 8, 10, 8, 8)), loss="hinge")
+    real, fake = tf.constant([[2.0], [0.5], [-1.0]]), tf.constant([[-3.0], [0.0], [0.5]])
+    # relu(1 - real): 0, 0.5, 2; relu(1 + fake): 0, 1, 1.5
+    assert float(gan._discriminator_loss(real, fake)) == pytest.approx((2.5 + 2.5) / 3)
+    calls = []
+    gan.discriminator = lambda inputs, training: calls.append(training) or fake
+    assert float(gan._generator_loss(None, None)) == pytest.approx(-(-3.0 + 0.0 + 0.5) / 3)
+    with pytest.raises(ValueError, match="unknown loss"):
+        CGAN(*build_models(ModelConfig("mlp", 8, 10, 8, 8)), loss="l2")
+
+
+def test_the_r1_penalty_is_half_gamma_times_the_squared_input_gradient(tiny_data):
+    import tensorflow as tf
+
+    gan = CGAN(*build_models(ModelConfig("dcgan", latent_dim=16, g_width=8, d_width=8)), r1=3.0)
+    images, labels = _batch(tiny_data, 8, latent_dim=16)[:2]
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        logits = gan.discriminator([images, labels], training=True)
+    slopes = tape.gradient(logits, images).numpy()
+    want = 1.5 * np.mean(np.sum(slopes**2, axis=(1, 2, 3)))
+    got_logits, penalty = gan._judge_real(images, labels)
+    assert want > 0
+    assert float(penalty) == pytest.approx(want, rel=1e-5)
+    np.testing.assert_allclose(got_logits.numpy(), logits.numpy(), rtol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.cpu_only_determinism
+@pytest.mark.parametrize("arch", ["dcgan", "mlp"])
+def test_r1_and_diffaugment_compile_with_xla_to_the_same_step(tiny_data, arch):
+    """The double backward of R1 and the augmentations compile under XLA and agree with
+    the step without it."""
+    import keras
+
+    cfg = ModelConfig(arch, latent_dim=16, g_width=8, d_width=8, spectral_norm=True)
+    results = []
+    for jit in (False, True):
+        keras.utils.set_random_seed(2)
+        gan = CGAN(*build_models(cfg), r1=1.0, diffaugment="translation,cutout", loss="hinge",
+                   jit_compile=jit)
+        batch = _batch(tiny_data, 16, latent_dim=16, uniforms=gan.uniforms)
+        results.append(({k: float(v) for k, v in gan.train_step(batch).items()},
+                        gan.discriminator.get_weights()))
+    (plain, d_plain), (xla, d_xla) = results
+    assert plain == pytest.approx(xla, rel=1e-4, abs=1e-5)
+    for a, b in zip(d_plain, d_xla):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_learning_rates_decay_linearly_over_the_last_fraction(tiny_data):
+    from cgan_mnist.gan import LinearDecayTail
+
+    schedule = LinearDecayTail(1e-3, total_steps=100, fraction=0.25)
+    rates = [float(schedule(step)) for step in (0, 75, 80, 99, 100, 120)]
+    assert rates == pytest.approx([1e-3, 1e-3, 0.8e-3, 0.04e-3, 0.0, 0.0])
+    gan = CGAN(*build_models(ModelConfig("mlp", 8, 10, 8, 8)), lr=1e-4, d_lr=4e-4,
+               lr_decay=0.5, total_steps=10)
+    assert gan.learning_rates() == pytest.approx({"generator": 1e-4, "discriminator": 4e-4})
+    gan.g_optimizer.iterations.assign(8)  # the optimizers' step counts drive the schedule
+    gan.d_optimizer.iterations.assign(9)
+    assert gan.learning_rates() == pytest.approx({"generator": 0.4e-4, "discriminator": 0.8e-4})
+    with pytest.raises(ValueError, match="total_steps"):
+        CGAN(*build_models(ModelConfig("mlp", 8, 10, 8, 8)), lr_decay=0.5)
+
+
+def test_diffaugment_shows_d_augmented_images_in_both_updates(tiny_data):
+    """Every image D judges, real or fake, in the D and the G update, is augmented,
+    each with its own draws."""
+    import tensorflow as tf
+
+    gan = CGAN(*build_models(ModelConfig("dcgan", latent_dim=16, g_width=8, d_width=8)),
+               diffaugment="cutout")
+    assert gan.uniforms == 6
+    images, labels, d_noise, g_noise, draws = _batch(tiny_data, 8, 16, uniforms=gan.uniforms)
+    seen, judge = [], gan.discriminator
+    gan.discriminator = lambda inputs, training: seen.append(inputs[0]) or judge(inputs,
+                                                                               training=training)
+    gan.discriminator.trainable_variables = judge.trainable_variables
+    gan._train_step(images, labels, d_noise, g_noise, draws)  # eagerly: see what D sees
+    assert len(seen) == 3
+    cut = [int(tf.reduce_sum(tf.cast(tf.reduce_all(x == 0, axis=-1), tf.int32), axis=[1, 2])[0])
+           for x in seen]
+    assert all(count >= 49 for count in cut), "each image has a zeroed square (>= 7x7)"
+    real = np.asarray(seen[0])
+    assert not np.array_equal(real, images.numpy()) and np.array_equal(
+        real[real != 0], images.numpy()[real != 0])
