@@ -12,8 +12,9 @@ import secrets
 from dataclasses import replace
 from pathlib import Path
 
-from .config import ARCHS, DATASETS, STRATEGIES, TrainConfig
+from .config import TrainConfig
 from .errors import UsageError
+from .train_arguments import add_model_options, add_run_options, integer
 
 MAX_SAMPLES = 10_000
 EVAL_PER_CLASS = 1000
@@ -83,91 +84,14 @@ def one_line(text) -> str:
     return str(text).replace("\r", "\\r").replace("\n", "\\n")
 
 
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-
-
 def train_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     p = _Parser(prog="cgan-train", description="Train a conditional GAN on MNIST, Fashion-MNIST "
                 "or your own labelled 28x28 images.",
                 epilog=TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add = p.add_argument
-    add("--dataset", help=f"dataset: {', '.join(DATASETS)}, or the path of your own .npz "
-                          f"(x_train uint8 (N, 28, 28), y_train ints) (default {d.dataset})")
-    add("--arch", help=f"architecture: {', '.join(ARCHS)} (default {d.arch})")
-    add("--epochs", type=_int, help=f"total epochs to train (default {d.epochs})")
-    add("--batch-size", type=_int, help=f"images per step (default {d.batch_size})")
-    add("--latent-dim", type=_int, help=f"noise size (default {d.latent_dim})")
-    add("--g-width", type=_int,
-        help="generator width (dcgan: channels at 14x14, default 64; mlp: first layer, 256)")
-    add("--d-width", type=_int,
-        help="discriminator width (dcgan: channels of the first conv, default 32; mlp: 256)")
-    add("--d-dropout", type=_number,
-        help="dropout rate after each hidden layer of the discriminator "
-             "(default: dcgan 0, mlp 0.3)")
-    add("--lr", type=_number, help=f"Adam learning rate of both networks (default {d.lr})")
-    add("--d-lr", type=_number, help="the discriminator's own learning rate (default: --lr)")
-    add("--ema", type=_number,
-        help="sample and save a moving average of the generator's weights with this decay "
-             f"per step; 0: the live weights (default {d.ema})")
-    add("--label-smoothing", type=_number,
-        help="one-sided label smoothing: D's target for real images is 1 minus this, "
-             f"e.g. 0.1 (default {d.label_smoothing}: none)")
-    add("--beta1", type=_number, help=f"Adam beta_1 (default {d.beta1})")
-    add("--reuse-fakes", action=argparse.BooleanOptionalAction, default=None,
-        help="G's update reuses the fakes of D's update: one generator pass per step "
-             "(PyTorch's DCGAN example does so); default: a second noise draw")
-    _add_run_options(p, d)
+    add_model_options(p, d)
+    add_run_options(p, d)
     return p
-
-
-def _add_run_options(p: argparse.ArgumentParser, d: TrainConfig) -> None:
-    """cgan-train's options about the run rather than the model: files, intervals, devices."""
-    add = p.add_argument
-    add("--seed", type=_int, help="random seed (default: random, recorded in config.json)")
-    add("--outdir", help="folder for all outputs (default: the current folder)")
-    add("--data-dir", help="folder holding mnist.npz or the Fashion-MNIST .gz files (default: "
-                           "$CGAN_DATA_DIR, then /usr/share/datasets for Fashion-MNIST, then "
-                           "~/.keras/datasets, then download)")
-    add("--limit", type=_int, help="train on the first N training images only")
-    add("--sample-interval", type=_int,
-        help=f"write a sample grid every K epochs (default {d.sample_interval})")
-    add("--checkpoint-interval", type=_int,
-        help=f"write a checkpoint every K epochs (default {d.checkpoint_interval})")
-    add("--eval-interval", type=_int,
-        help="measure sample quality every K epochs into quality.csv and plots/quality.png "
-             "(a quick cgan-eval: 100 samples per digit, no Parzen estimate; default: off; "
-             "0 switches them off when resuming a run that had them)")
-    add("--no-xla", dest="xla", action="store_false", default=None,
-        help="do not compile the training step with XLA")
-    add("--mixed-precision", action="store_true", default=None,
-        help="compute in float16 on GPUs (with loss scaling) or bfloat16 on CPUs; "
-             "output layers stay float32")
-    add("--strategy", help=f"tf.distribute strategy: {', '.join(STRATEGIES)} (default "
-                           f"{d.strategy}); multi-worker reads TF_CONFIG")
-    add("--resume", action="store_true", default=None,
-        help="continue the run in --outdir from its latest checkpoint")
-    add("--overwrite", action="store_true", default=None,
-        help="replace a previous run in --outdir")
-    add("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
-        help="write TensorBoard logs to OUTDIR/logs (view: tensorboard --logdir OUTDIR/logs)")
-    add("--dry-run", action="store_true",
-        help="print the resolved options as JSON and exit: no training, no files")
-    talk = p.add_mutually_exclusive_group()
-    talk.add_argument("--quiet", action="store_true", help="print only errors and the final line")
-    talk.add_argument("--verbose", action="store_true",
-                      help="also say which files are written at each interval")
 
 
 def generate_parser() -> argparse.ArgumentParser:
@@ -183,18 +107,18 @@ def generate_parser() -> argparse.ArgumentParser:
     add("--latent-walk", action="store_true",
         help="with --digit D: a looping walk through the noise for class D: "
              "generated/latent_walk_D.gif and a .png strip")
-    add("--n", "--n-per-class", dest="n", type=_int, default=16,
+    add("--n", "--n-per-class", dest="n", type=integer, default=16,
         help=f"samples (per class with 'all'), 1..{MAX_SAMPLES}; with --interpolate or "
              "--latent-walk: rows (walks) per frame, 1..100 (default 16)")
     _add_source(p, "e.g. mnist-dcgan; 'list' names them (files go to generated/ in this folder)")
-    add("--seed", type=_int, help="random seed (default: random, printed)")
+    add("--seed", type=integer, help="random seed (default: random, printed)")
     add("--out", help="PNG to write (default: generated/digit_D.png in --outdir)")
     add("--npz", help="also save the samples as .npz in Keras's layout: x_train uint8 "
                       "(N,28,28), y_train (N,), class_names (also as images, labels)")
     add("--format", choices=("png", "npz", "both"),
         help="png: images (PNG, and GIF for animations); npz: the arrays; both "
              "(default png, or both with --npz)")
-    add("--scale", type=_int,
+    add("--scale", type=integer,
         help="enlarge PNG and GIF images K times, nearest neighbour, 1..16 (default: enough "
              "for at least 256 pixels across, e.g. 3 for 16 digits; 1 keeps the raw size)")
     return p
@@ -215,9 +139,9 @@ def eval_parser() -> argparse.ArgumentParser:
     add = p.add_argument
     _add_source(p, "cgan-generate --pretrained list names them; its heat map goes to plots/ "
                    "in this folder")
-    add("--n-per-class", type=_int, default=EVAL_PER_CLASS, metavar="N",
+    add("--n-per-class", type=integer, default=EVAL_PER_CLASS, metavar="N",
         help=f"samples per class, 1..{MAX_SAMPLES} (default {EVAL_PER_CLASS})")
-    add("--seed", type=_int, default=0, help="random seed of the samples (default 0)")
+    add("--seed", type=integer, default=0, help="random seed of the samples (default 0)")
     add("--json", metavar="FILE", help="also write the numbers to this .json file")
     add("--cas", action="store_true",
         help="also the classification accuracy score: a classifier trained on the samples "

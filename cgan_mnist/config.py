@@ -18,14 +18,19 @@ DATASETS = ("mnist", "fashion_mnist")  # mirrors data.DATASETS; or the path of a
 STRATEGIES = ("default", "mirrored", "multi-worker")
 DEFAULT_WIDTHS = {"dcgan": (64, 32), "mlp": (256, 256)}  # (G, D); BENCHMARKS.md: why
 DEFAULT_D_DROPOUT = {"dcgan": 0.0, "mlp": 0.3}
+LOSSES = ("bce", "hinge")  # mirrors gan.LOSSES
+AUGMENTATIONS = ("translation", "cutout")  # mirrors augment.POLICIES
 
 # Options that define the networks and the data stream: a resumed run must use
 # the same values, or its checkpoint would not fit / would not continue exactly.
 FIXED_ON_RESUME = ("dataset", "arch", "latent_dim", "g_width", "d_width", "d_dropout",
                    "batch_size", "limit", "seed", "lr", "d_lr", "beta1", "ema",
-                   "label_smoothing", "reuse_fakes", "mixed_precision")
+                   "label_smoothing", "reuse_fakes", "mixed_precision", "loss", "r1",
+                   "diffaugment", "lr_decay", "spectral_norm", "balanced_batches")
 # What a run's config.json meant by an option it lacks (it predates the option).
-BEFORE_OPTION = {"d_lr": None, "ema": 0.0, "label_smoothing": 0.0, "reuse_fakes": False}
+BEFORE_OPTION = {"d_lr": None, "ema": 0.0, "label_smoothing": 0.0, "reuse_fakes": False,
+                 "loss": "bce", "r1": 0.0, "diffaugment": "", "lr_decay": 0.0,
+                 "spectral_norm": False, "balanced_batches": False}
 D_DROPOUT_BEFORE_OPTION = {"dcgan": 0.0, "mlp": 0.3}  # per architecture
 
 
@@ -45,6 +50,12 @@ class TrainConfig:
     ema: float = 0.999           # per-step decay of G's moving average (sampled, saved); 0: none
     label_smoothing: float = 0.0  # D's target for real images is 1 - this (one-sided)
     reuse_fakes: bool = False    # G's update reuses the D update's fakes (one G pass per step)
+    loss: str = "bce"            # "bce" (non-saturating) or "hinge"
+    r1: float = 0.0              # weight gamma of the R1 penalty on real images; 0: none
+    diffaugment: str = ""        # DiffAugment policy, e.g. "translation,cutout"; "": none
+    lr_decay: float = 0.0        # both rates fall linearly to 0 over this last fraction of steps
+    spectral_norm: bool = False  # spectral normalization of D's kernels
+    balanced_batches: bool = False  # every batch holds each class equally often (+-1)
     seed: int | None = None      # None: drawn at random, then recorded
     outdir: str = "."
     data_dir: str | None = None
@@ -64,14 +75,15 @@ class TrainConfig:
 
 
 OPTION_NAMES = tuple(f.name for f in fields(TrainConfig))
-_STR = ("dataset", "arch", "outdir", "strategy", "data_dir")
+_STR = ("dataset", "arch", "outdir", "strategy", "data_dir", "loss", "diffaugment")
 _INT = ("epochs", "batch_size", "latent_dim", "g_width", "d_width", "limit", "sample_interval",
         "checkpoint_interval", "eval_interval", "seed")
-_FLOAT = ("d_dropout", "lr", "d_lr", "beta1", "ema", "label_smoothing")
-_BOOL = ("xla", "mixed_precision", "resume", "overwrite", "tensorboard", "reuse_fakes")
+_FLOAT = ("d_dropout", "lr", "d_lr", "beta1", "ema", "label_smoothing", "r1", "lr_decay")
+_BOOL = ("xla", "mixed_precision", "resume", "overwrite", "tensorboard", "reuse_fakes",
+         "spectral_norm", "balanced_batches")
 # Sizes past these are typos, not experiments; the memory estimate below bounds their products.
 UPPER_LIMITS = {"epochs": 100_000, "batch_size": 65_536, "latent_dim": 4096, "g_width": 4096,
-                "d_width": 4096, "lr": 1.0, "d_lr": 1.0}
+                "d_width": 4096, "lr": 1.0, "d_lr": 1.0, "r1": 1000.0}
 
 
 def _flag(name: str) -> str:
@@ -128,6 +140,8 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
     """
     given = {k: v for k, v in given.items() if v is not None and k in OPTION_NAMES}
     _check_types(given)
+    if "diffaugment" in given:
+        given["diffaugment"] = _policy(given["diffaugment"])
     if given.get("resume") and given.get("overwrite"):
         raise UsageError("--resume and --overwrite contradict each other; give one of them")
     if given.get("resume"):
@@ -144,7 +158,10 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
     _check_fraction(given, "ema", "a decay per step, e.g. 0.999")
     _check_fraction(given, "d_dropout", "a rate, e.g. 0.3")
     _check_fraction(given, "label_smoothing", "D's target for real images is 1 minus it, e.g. 0.1")
+    _check_fraction(given, "lr_decay", "the last fraction of the steps, e.g. 0.2")
+    _check_range(given, "r1", 0.0)
     _check_range(given, "beta1", 0.0, 0.999999)
+    _check_loss(given)
     _check_range(given, "seed", high=2**31 - 1)
     if given.get("arch", "dcgan") not in ARCHS:
         raise UsageError(f"unknown --arch {given['arch']!r}; choose one of {', '.join(ARCHS)}")
@@ -171,6 +188,26 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
     cfg = TrainConfig(**given)
     check_memory(cfg)
     return cfg
+
+
+def _check_loss(given: dict) -> None:
+    """--loss names a known loss; the hinge loss has no targets to smooth."""
+    loss = given.get("loss", TrainConfig.loss)
+    if loss not in LOSSES:
+        raise UsageError(f"unknown --loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    if loss == "hinge" and given.get("label_smoothing"):
+        raise UsageError("--label-smoothing smooths the targets of the bce loss; --loss hinge "
+                         "has none: drop one of them")
+
+
+def _policy(text: str) -> str:
+    """A --diffaugment policy checked and written canonically: "translation, cutout" ->
+    "translation,cutout" (the order is kept: it is the order of application)."""
+    names = [name.strip() for name in text.split(",")] if text.strip() else []
+    if any(name not in AUGMENTATIONS for name in names) or len(set(names)) < len(names):
+        raise UsageError(f"--diffaugment {text!r}: give distinct names among "
+                         f"{', '.join(AUGMENTATIONS)}, comma-separated (e.g. translation,cutout)")
+    return ",".join(names)
 
 
 def physical_memory() -> int | None:

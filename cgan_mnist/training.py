@@ -72,13 +72,18 @@ def model_config(cfg: TrainConfig, num_classes: int):
     from .models import ModelConfig
 
     return ModelConfig(cfg.arch, cfg.latent_dim, num_classes, cfg.g_width, cfg.d_width,
-                       cfg.d_dropout)
+                       cfg.d_dropout, cfg.spectral_norm)
 
 
-def gan_options(cfg: TrainConfig) -> dict:
-    """The algorithm's part of a run's options: keyword arguments of gan.CGAN."""
+def gan_options(cfg: TrainConfig, steps_per_epoch: int) -> dict:
+    """The algorithm's part of a run's options: keyword arguments of gan.CGAN.
+
+    ``total_steps`` (for --lr-decay) is that of the configured --epochs: a run
+    resumed with more epochs recomputes its schedule from the new total."""
     return {"lr": cfg.lr, "d_lr": cfg.d_lr, "beta1": cfg.beta1, "ema": cfg.ema,
-            "label_smoothing": cfg.label_smoothing, "reuse_fakes": cfg.reuse_fakes}
+            "label_smoothing": cfg.label_smoothing, "reuse_fakes": cfg.reuse_fakes,
+            "loss": cfg.loss, "r1": cfg.r1, "diffaugment": cfg.diffaugment,
+            "lr_decay": cfg.lr_decay, "total_steps": cfg.epochs * steps_per_epoch}
 
 
 # --- the data a run trains on ------------------------------------------------------
@@ -135,7 +140,8 @@ class Run:
 
         from .gan import with_noise
 
-        batches = with_noise(self.feeder.epoch(epoch), self.cfg.latent_dim, self.cfg.seed, epoch)
+        batches = with_noise(self.feeder.epoch(epoch), self.cfg.latent_dim, self.cfg.seed, epoch,
+                             uniforms=self.gan.uniforms)
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         batches = batches.skip(skip).with_options(options)
@@ -153,17 +159,18 @@ def build_run(cfg: TrainConfig, dataset, strategy=None) -> Run:
 
     strategy = strategy or tf.distribute.get_strategy()
     seed_everything(cfg.seed)
+    feeder = EpochFeeder(dataset.train, dataset.num_classes, cfg.batch_size, seed=cfg.seed,
+                         limit=cfg.limit, balanced=cfg.balanced_batches)  # draws nothing
     model_cfg = model_config(cfg, dataset.num_classes)
     policy = mixed_precision_policy(cfg.mixed_precision)
     # XLA cannot compile the optimizers' cross-replica merge: one replica only.
     jit = cfg.xla and strategy.num_replicas_in_sync == 1
     with strategy.scope():
         generator, discriminator = build_models(model_cfg, policy)
-        gan = CGAN(generator, discriminator, **gan_options(cfg), global_batch_size=cfg.batch_size,
-                   jit_compile=jit, loss_scaling=policy == "mixed_float16", strategy=strategy)
+        gan = CGAN(generator, discriminator, **gan_options(cfg, feeder.steps_per_epoch),
+                   global_batch_size=cfg.batch_size, jit_compile=jit,
+                   loss_scaling=policy == "mixed_float16", strategy=strategy)
         step = tf.Variable(0, dtype=tf.int64, name="step")
-    feeder = EpochFeeder(dataset.train, dataset.num_classes, cfg.batch_size, seed=cfg.seed,
-                         limit=cfg.limit)
     return Run(cfg, model_cfg, gan, step, feeder, strategy, policy, jit)
 
 

@@ -36,6 +36,19 @@ def test_defaults_are_resolved_and_seed_recorded():
     ({"dataset": "cifar10"}, "--dataset"),
     ({"limit": 10, "batch_size": 64}, "--limit"),
     ({"resume": True, "overwrite": True}, "--resume"),
+    ({"loss": "l2"}, "--loss"),
+    ({"loss": "hinge", "label_smoothing": 0.1}, "--label-smoothing"),
+    ({"r1": -1.0}, "--r1"),
+    ({"r1": float("nan")}, "--r1"),
+    ({"r1": 1e6}, "--r1"),
+    ({"r1": "1"}, "--r1"),
+    ({"lr_decay": 1.0}, "--lr-decay"),
+    ({"lr_decay": -0.1}, "--lr-decay"),
+    ({"diffaugment": "flip"}, "--diffaugment"),
+    ({"diffaugment": "cutout,cutout"}, "--diffaugment"),
+    ({"diffaugment": 3}, "--diffaugment"),
+    ({"spectral_norm": 1}, "--spectral-norm"),
+    ({"balanced_batches": "yes"}, "--balanced-batches"),
 ])
 def test_bad_options_name_the_flag(options, flag):
     with pytest.raises(UsageError, match=flag):
@@ -59,9 +72,20 @@ def test_resuming_a_run_from_before_an_option_keeps_its_old_meaning():
     with one learning rate: resuming keeps that, and refuses to switch it on."""
     stored = TrainConfig(arch="dcgan", seed=4, epochs=5).to_dict()
     del stored["ema"], stored["d_lr"], stored["label_smoothing"], stored["reuse_fakes"]
+    for name in ("loss", "r1", "diffaugment", "lr_decay", "spectral_norm", "balanced_batches"):
+        del stored[name]
     cfg = validate_train_options({"resume": True, "epochs": 10}, stored)
     assert cfg.ema == 0.0 and cfg.d_lr is None and cfg.label_smoothing == 0.0
     assert cfg.reuse_fakes is False
+    assert (cfg.loss, cfg.r1, cfg.diffaugment, cfg.lr_decay) == ("bce", 0.0, "", 0.0)
+    assert cfg.spectral_norm is False and cfg.balanced_batches is False
+    for flag, value in (("--r1 1.0", {"r1": 1.0}), ("--loss hinge", {"loss": "hinge"}),
+                        ("--diffaugment cutout", {"diffaugment": "cutout"}),
+                        ("--lr-decay 0.2", {"lr_decay": 0.2}),
+                        ("--spectral-norm True", {"spectral_norm": True}),
+                        ("--balanced-batches True", {"balanced_batches": True})):
+        with pytest.raises(UsageError, match=f"{flag} differs"):
+            validate_train_options({"resume": True, **value}, stored)
     with pytest.raises(UsageError, match="--label-smoothing 0.1 differs"):
         validate_train_options({"resume": True, "label_smoothing": 0.1}, stored)
     with pytest.raises(UsageError, match="--ema 0.999 differs"):
@@ -108,3 +132,21 @@ def test_sizes_whose_product_cannot_fit_are_refused_before_any_allocation():
     _check_generate_memory(10, 6000, None, available=24 * gib)  # 60,000 digits: fine
     with pytest.raises(UsageError, match="100,000 samples in a grid enlarged 16 times"):
         _check_generate_memory(10, 10_000, 16, available=24 * gib)
+
+
+def test_the_quality_levers_are_off_by_default_and_checked():
+    cfg = validate_train_options({})
+    assert (cfg.loss, cfg.r1, cfg.diffaugment, cfg.lr_decay) == ("bce", 0.0, "", 0.0)
+    assert cfg.spectral_norm is False and cfg.balanced_batches is False
+    assert validate_train_options({"diffaugment": " translation , cutout"}).diffaugment == \
+        "translation,cutout"
+    assert validate_train_options({"diffaugment": "cutout,translation"}).diffaugment == \
+        "cutout,translation"  # the order of application is kept
+    hinge = validate_train_options({"loss": "hinge", "label_smoothing": 0.0, "r1": 10})
+    assert (hinge.loss, hinge.r1) == ("hinge", 10)
+    with pytest.raises(UsageError, match="--loss hinge has none: drop one of them"):
+        validate_train_options({"loss": "hinge", "label_smoothing": 0.1})
+    stored = validate_train_options({"seed": 1, "diffaugment": "translation,cutout"}).to_dict()
+    resumed = validate_train_options({"resume": True, "diffaugment": "translation, cutout"},
+                                     stored)
+    assert resumed.diffaugment == "translation,cutout"

@@ -122,6 +122,17 @@ CASES = [
     ("train", "--strategy everywhere", 2, "unknown --strategy"),
     ("train", "--dataset cifar", 2, "unknown --dataset"),
     ("train", "--resume --overwrite", 2, "contradict"),
+    ("train", "--r1 nan", 2, "--r1 must be a finite number"),
+    ("train", "--r1 -1", 2, "--r1 must be at least 0"),
+    ("train", "--lr-decay 1.5", 2, "--lr-decay must be below 1"),
+    ("train", "--lr-decay=-inf", 2, "--lr-decay must be a finite"),
+    ("train", "--loss l2", 2, "unknown --loss 'l2'"),
+    ("train", "--loss hinge --label-smoothing 0.1", 2, "--loss hinge has none"),
+    ("train", "--diffaugment flip", 2, "--diffaugment 'flip'"),
+    ("train", "--diffaugment translation,translation", 2, "distinct names"),
+    ("train", "--spectral-norm=yes", 2, "ignored explicit argument"),
+    ("train", "--outdir RUN --resume --r1 1", 2, "--r1 1.0 differs from the run's 0.0"),
+    ("train", "--outdir RUN --resume --balanced-batches", 2, "differs from the run's"),
     ("train", "--no-such-option", 2, "unrecognized arguments"),
     # the folder: holds a run, is a file, resume that would change the run
     ("train", "--outdir RUN", 1, "already holds a run"),
@@ -283,7 +294,7 @@ HOSTILE = st.one_of(st.sampled_from(["nan", "-nan", "inf", "-inf", "1e309", "0",
 TRAIN_FLAGS = ["--epochs", "--batch-size", "--latent-dim", "--g-width", "--d-width", "--d-dropout",
                "--lr", "--d-lr", "--ema", "--label-smoothing", "--beta1", "--seed", "--limit",
                "--sample-interval", "--checkpoint-interval", "--eval-interval", "--arch",
-               "--dataset", "--strategy"]
+               "--dataset", "--strategy", "--r1", "--lr-decay", "--loss", "--diffaugment"]
 GENERATE_FLAGS = ["--digit", "--n", "--seed", "--scale", "--out", "--npz", "--format"]
 EVAL_FLAGS = ["--n-per-class", "--seed", "--json"]
 

@@ -185,8 +185,84 @@ def test_a_runs_options_give_its_gan_options():
     from cgan_mnist.training import gan_options
 
     cfg = validate_train_options({"lr": 1e-4, "d_lr": 3e-4, "beta1": 0.4, "ema": 0.99,
-                                  "label_smoothing": 0.2, "reuse_fakes": True})
-    options = gan_options(cfg)
+                                  "label_smoothing": 0.2, "reuse_fakes": True, "r1": 0.5,
+                                  "diffaugment": "translation, cutout", "lr_decay": 0.25,
+                                  "epochs": 7})
+    options = gan_options(cfg, steps_per_epoch=30)
     assert options == {"lr": 1e-4, "d_lr": 3e-4, "beta1": 0.4, "ema": 0.99,
-                       "label_smoothing": 0.2, "reuse_fakes": True}
+                       "label_smoothing": 0.2, "reuse_fakes": True, "loss": "bce", "r1": 0.5,
+                       "diffaugment": "translation,cutout", "lr_decay": 0.25,
+                       "total_steps": 210}
     assert set(options) <= set(inspect.signature(CGAN).parameters)
+    assert gan_options(validate_train_options({"loss": "hinge"}), 1)["loss"] == "hinge"
+    # Resumed with more epochs, a decaying run's schedule is recomputed from the new total.
+    resumed = validate_train_options({"resume": True, "epochs": 10}, cfg.to_dict())
+    assert gan_options(resumed, steps_per_epoch=30)["total_steps"] == 300
+
+
+def test_spectral_norm_is_a_model_option():
+    from cgan_mnist.config import validate_train_options
+    from cgan_mnist.training import model_config
+
+    cfg = validate_train_options({"spectral_norm": True})
+    assert model_config(cfg, 10).spectral_norm is True
+    assert model_config(validate_train_options({}), 10).spectral_norm is False
+
+
+def _top_singular_value(kernel) -> float:
+    return float(np.linalg.svd(np.reshape(kernel, (-1, kernel.shape[-1])), compute_uv=False)[0])
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+def test_spectral_norm_normalizes_every_kernel_of_the_discriminator(arch):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    plain = build_models(ModelConfig(arch, latent_dim=8, g_width=8, d_width=8))[1]
+    cfg = ModelConfig(arch, latent_dim=8, g_width=8, d_width=8, spectral_norm=True)
+    discriminator = build_models(cfg)[1]
+    kernels = [v for v in discriminator.trainable_variables if v.path.endswith("kernel")]
+    assert len(kernels) == len([v for v in plain.trainable_variables
+                                if v.path.endswith("kernel")])
+    assert len([v for v in discriminator.variables if "vector_u" in v.path]) == len(kernels)
+    assert forward_flops(discriminator) == forward_flops(plain)
+    assert max(_top_singular_value(k.numpy()) for k in kernels) > 1.5, "the check needs it"
+    images = np.random.default_rng(0).uniform(-1, 1, (4, 28, 28, 1)).astype(np.float32)
+    labels = np.eye(10, dtype=np.float32)[:4]
+    before = np.asarray(discriminator([images, labels], training=False))
+    assert not any(isinstance(layer, keras.layers.Wrapper) for layer in plain.layers)
+    for _ in range(100):  # power iterations: one per training call
+        discriminator([images, labels], training=True)
+    for kernel in kernels:
+        assert _top_singular_value(kernel.numpy()) == pytest.approx(1.0, rel=0.05), kernel.path
+    assert not np.allclose(before, discriminator([images, labels], training=False))
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_spectral_norm_under_mixed_precision_keeps_float32_kernels(policy):
+    """The normalized kernels are written back in float32, not rounded to 16 bits
+    (keras.layers.SpectralNormalization in a 16-bit policy would round them)."""
+    import tensorflow as tf
+
+    cfg = ModelConfig("dcgan", latent_dim=8, g_width=8, d_width=8, spectral_norm=True)
+    discriminator = build_models(cfg, policy)[1]
+    assert discriminator.get_layer("down7_sn").layer.compute_dtype == policy.split("_")[1]
+    assert discriminator.output.dtype == "float32"
+    if policy == "mixed_float16":
+        return  # float16 convolutions need a GPU; built is what can be checked here
+    images = np.zeros((2, 28, 28, 1), np.float32)
+    discriminator([images, np.eye(10, dtype=np.float32)[:2]], training=True)
+    for kernel in (v for v in discriminator.trainable_variables if v.path.endswith("kernel")):
+        value = kernel.numpy()
+        assert value.dtype == np.float32
+        rounded = tf.cast(tf.cast(value, tf.bfloat16), tf.float32).numpy()
+        assert not np.array_equal(value, rounded), kernel.path
+
+
+def test_r1_is_counted_in_the_training_flops():
+    from cgan_mnist.models import training_flops_per_image
+
+    generator, discriminator = build_models(ModelConfig("dcgan", 16, 10, 8, 8))
+    g, d = forward_flops(generator), forward_flops(discriminator)
+    assert training_flops_per_image(generator, discriminator) == 4 * g + 9 * d
+    assert training_flops_per_image(generator, discriminator, r1=True) == 4 * g + 15 * d

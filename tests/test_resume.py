@@ -1,6 +1,7 @@
 """Stopping and resuming loses nothing: same weights and history as a straight run."""
 
 import json
+import signal
 
 import numpy as np
 import pytest
@@ -106,3 +107,53 @@ def test_a_run_reusing_its_fakes_resumes_exactly(tmp_path, tiny_data_dir):
     for a, b in zip(_weights(straight), _weights(stopped)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert json.loads((stopped / "config.json").read_text())["reuse_fakes"] is True
+
+
+class _StopAtStep:
+    """Stands in for training._SignalCatcher: SIGINT "arrives" during step ``steps``."""
+
+    def __init__(self, steps: int):
+        self.steps, self.checks = steps, 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    @property
+    def received(self) -> int:  # read once after every step, then once after the epoch
+        self.checks += 1
+        return signal.SIGINT if self.checks >= self.steps else 0
+
+
+@pytest.mark.slow
+@pytest.mark.cpu_only_determinism
+@pytest.mark.parametrize("arch", ["dcgan", "mlp"])
+def test_a_run_with_every_quality_lever_resumes_exactly(tmp_path, tiny_data_dir, arch,
+                                                        monkeypatch):
+    """The levers with state or randomness: the learning-rate schedule (the optimizers'
+    step counts), spectral normalization's vectors u, DiffAugment's draws and the
+    balanced order; with R1 and the hinge loss. The run is interrupted after its first
+    epoch (a shorter run would have another schedule); all are fixed on resume."""
+    from cgan_mnist import training
+
+    levers = {"lr_decay": 0.5, "spectral_norm": True, "diffaugment": "translation,cutout",
+              "balanced_batches": True, "r1": 1.0, "loss": "hinge"}
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    _train(straight, tiny_data_dir, arch, epochs=2, **levers)
+    with monkeypatch.context() as patch:
+        patch.setattr(training, "_SignalCatcher", lambda: _StopAtStep(4))  # 4 steps an epoch
+        with pytest.raises(training.Interrupted):
+            _train(stopped, tiny_data_dir, arch, epochs=2, **levers)
+    assert len(run_folder.read_history(stopped / "history.csv")) == 4
+    config = json.loads((stopped / "config.json").read_text())
+    assert {k: config[k] for k in levers} == levers
+    with pytest.raises(Exception, match="--r1 0.0 differs from the run's 1.0"):
+        _train(stopped, tiny_data_dir, arch, epochs=2, resume=True, r1=0.0)
+    _train(stopped, tiny_data_dir, arch, epochs=2, resume=True)
+    for a, b in zip(_weights(straight), _weights(stopped)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    h1, h2 = (run_folder.read_history(d / "history.csv") for d in (straight, stopped))
+    assert len(h1) == len(h2) == 8
+    np.testing.assert_allclose([r["d_loss"] for r in h1], [r["d_loss"] for r in h2], rtol=1e-5)
