@@ -25,7 +25,8 @@ FIXED_ON_RESUME = ("dataset", "arch", "latent_dim", "g_width", "d_width", "d_dro
                    "batch_size", "limit", "seed", "lr", "d_lr", "beta1", "ema",
                    "label_smoothing", "reuse_fakes", "mixed_precision")
 # What a run's config.json meant by an option it lacks (it predates the option).
-BEFORE_OPTION = {"d_lr": None, "ema": 0.0, "label_smoothing": 0.0, "reuse_fakes": False}
+BEFORE_OPTION = {"d_lr": None, "ema": 0.0, "label_smoothing": 0.0, "reuse_fakes": False,
+                 "eval_per_class": 100}
 D_DROPOUT_BEFORE_OPTION = {"dcgan": 0.0, "mlp": 0.3}  # per architecture
 
 
@@ -52,6 +53,7 @@ class TrainConfig:
     sample_interval: int = 1
     checkpoint_interval: int = 5
     eval_interval: int | None = None  # None: no quality checks during training
+    eval_per_class: int = 100    # samples per class of each quick check (cgan-eval: 1,000)
     xla: bool = True
     mixed_precision: bool = False
     strategy: str = "default"
@@ -66,12 +68,12 @@ class TrainConfig:
 OPTION_NAMES = tuple(f.name for f in fields(TrainConfig))
 _STR = ("dataset", "arch", "outdir", "strategy", "data_dir")
 _INT = ("epochs", "batch_size", "latent_dim", "g_width", "d_width", "limit", "sample_interval",
-        "checkpoint_interval", "eval_interval", "seed")
+        "checkpoint_interval", "eval_interval", "eval_per_class", "seed")
 _FLOAT = ("d_dropout", "lr", "d_lr", "beta1", "ema", "label_smoothing")
 _BOOL = ("xla", "mixed_precision", "resume", "overwrite", "tensorboard", "reuse_fakes")
 # Sizes past these are typos, not experiments; the memory estimate below bounds their products.
 UPPER_LIMITS = {"epochs": 100_000, "batch_size": 65_536, "latent_dim": 4096, "g_width": 4096,
-                "d_width": 4096, "lr": 1.0, "d_lr": 1.0}
+                "d_width": 4096, "lr": 1.0, "d_lr": 1.0, "eval_per_class": 10_000}
 
 
 def _flag(name: str) -> str:
@@ -135,7 +137,8 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
 
     for name, low in (("epochs", 1), ("batch_size", 1), ("latent_dim", 1), ("g_width", 1),
                       ("d_width", 1), ("limit", 1), ("sample_interval", 1),
-                      ("checkpoint_interval", 1), ("eval_interval", 0), ("seed", 0)):
+                      ("checkpoint_interval", 1), ("eval_interval", 0), ("seed", 0),
+                      ("eval_per_class", 10)):
         _check_range(given, name, low)
     if given.get("eval_interval") == 0:  # 0 switches the checks off, e.g. on --resume
         given["eval_interval"] = None
