@@ -30,7 +30,7 @@ FIXED_ON_RESUME = ("dataset", "arch", "latent_dim", "g_width", "d_width", "d_dro
 # What a run's config.json meant by an option it lacks (it predates the option).
 BEFORE_OPTION = {"d_lr": None, "ema": 0.0, "label_smoothing": 0.0, "reuse_fakes": False,
                  "loss": "bce", "r1": 0.0, "diffaugment": "", "lr_decay": 0.0,
-                 "spectral_norm": False, "balanced_batches": False}
+                 "spectral_norm": False, "balanced_batches": False, "eval_per_class": 100}
 D_DROPOUT_BEFORE_OPTION = {"dcgan": 0.0, "mlp": 0.3}  # per architecture
 
 
@@ -63,6 +63,7 @@ class TrainConfig:
     sample_interval: int = 1
     checkpoint_interval: int = 5
     eval_interval: int | None = None  # None: no quality checks during training
+    eval_per_class: int = 100    # samples per class of each quick check (cgan-eval: 1,000)
     xla: bool = True
     mixed_precision: bool = False
     strategy: str = "default"
@@ -77,13 +78,13 @@ class TrainConfig:
 OPTION_NAMES = tuple(f.name for f in fields(TrainConfig))
 _STR = ("dataset", "arch", "outdir", "strategy", "data_dir", "loss", "diffaugment")
 _INT = ("epochs", "batch_size", "latent_dim", "g_width", "d_width", "limit", "sample_interval",
-        "checkpoint_interval", "eval_interval", "seed")
+        "checkpoint_interval", "eval_interval", "eval_per_class", "seed")
 _FLOAT = ("d_dropout", "lr", "d_lr", "beta1", "ema", "label_smoothing", "r1", "lr_decay")
 _BOOL = ("xla", "mixed_precision", "resume", "overwrite", "tensorboard", "reuse_fakes",
          "spectral_norm", "balanced_batches")
 # Sizes past these are typos, not experiments; the memory estimate below bounds their products.
 UPPER_LIMITS = {"epochs": 100_000, "batch_size": 65_536, "latent_dim": 4096, "g_width": 4096,
-                "d_width": 4096, "lr": 1.0, "d_lr": 1.0, "r1": 1000.0}
+                "d_width": 4096, "lr": 1.0, "d_lr": 1.0, "r1": 1000.0, "eval_per_class": 10_000}
 
 
 def _flag(name: str) -> str:
@@ -149,7 +150,8 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
 
     for name, low in (("epochs", 1), ("batch_size", 1), ("latent_dim", 1), ("g_width", 1),
                       ("d_width", 1), ("limit", 1), ("sample_interval", 1),
-                      ("checkpoint_interval", 1), ("eval_interval", 0), ("seed", 0)):
+                      ("checkpoint_interval", 1), ("eval_interval", 0), ("seed", 0),
+                      ("eval_per_class", 10)):
         _check_range(given, name, low)
     if given.get("eval_interval") == 0:  # 0 switches the checks off, e.g. on --resume
         given["eval_interval"] = None

@@ -13,11 +13,12 @@ from functools import partial
 from pathlib import Path
 
 from . import data, generate, outputs, run_folder
+from .config import TrainConfig
 from .evaluator import load_or_train
 from .measuring import build_reference, evaluate, evaluation_rng, measure, require_splits
 from .report import percent
 
-QUICK_PER_CLASS = 100  # cgan-train --eval-interval
+QUICK_PER_CLASS = TrainConfig.eval_per_class  # cgan-train --eval-interval
 
 
 @dataclass(frozen=True)
@@ -97,11 +98,12 @@ class QualityTracker:
             f"{percent(evaluator.test_accuracy)}, {n_per_class} samples per class")
 
     @classmethod
-    def for_run(cls, dataset: data.Dataset, paths, seed: int, evaluator=None, log=print):
+    def for_run(cls, dataset: data.Dataset, paths, seed: int, evaluator=None, log=print,
+                n_per_class: int = QUICK_PER_CLASS):
         """The tracker of a run, with the dataset's own evaluator unless one is given."""
         require_splits(dataset)
         evaluator = evaluator or load_or_train(dataset, log=log)
-        return cls(evaluator, dataset, paths.quality, paths.quality_plot, seed, log)
+        return cls(evaluator, dataset, paths.quality, paths.quality_plot, seed, log, n_per_class)
 
     def resume(self, completed_epochs: int) -> None:
         """Keep the rows of epochs that the restored checkpoint has completed."""

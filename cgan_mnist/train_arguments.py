@@ -90,8 +90,10 @@ def add_run_options(p: argparse.ArgumentParser, d: TrainConfig) -> None:
         help=f"write a checkpoint every K epochs (default {d.checkpoint_interval})")
     add("--eval-interval", type=integer,
         help="measure sample quality every K epochs into quality.csv and plots/quality.png "
-             "(a quick cgan-eval: 100 samples per digit, no Parzen estimate; default: off; "
+             "(a quick cgan-eval: no Parzen estimate, --eval-per-class samples; default: off; "
              "0 switches them off when resuming a run that had them)")
+    add("--eval-per-class", type=integer, metavar="N", help="samples per class of each of "
+        f"those checks (default {d.eval_per_class}; 1000 measures as cgan-eval does, slower)")
     add("--no-xla", dest="xla", action="store_false", default=None,
         help="do not compile the training step with XLA")
     add("--mixed-precision", action="store_true", default=None,

@@ -214,7 +214,8 @@ def _quality_check(cfg: TrainConfig, paths: RunPaths, dataset, evaluator, log):
         return None
     from . import evaluation
 
-    return evaluation.QualityTracker.for_run(dataset, paths, cfg.seed, evaluator, log)
+    return evaluation.QualityTracker.for_run(dataset, paths, cfg.seed, evaluator, log,
+                                             n_per_class=cfg.eval_per_class)
 
 
 def _loop(run: Run, outputs, show_progress: bool) -> None:

@@ -32,6 +32,8 @@ def test_defaults_are_resolved_and_seed_recorded():
     ({"sample_interval": 0}, "--sample-interval"),
     ({"checkpoint_interval": 0}, "--checkpoint-interval"),
     ({"eval_interval": -1}, "--eval-interval"),
+    ({"eval_per_class": 9}, "--eval-per-class"),
+    ({"eval_per_class": 10**6}, "--eval-per-class"),
     ({"arch": "resnet"}, "--arch"),
     ({"dataset": "cifar10"}, "--dataset"),
     ({"limit": 10, "batch_size": 64}, "--limit"),

@@ -279,6 +279,18 @@ def test_quality_during_training_survives_resume_and_disturbs_nothing(tmp_path, 
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_the_quick_check_measures_eval_per_class_samples(tmp_path, tiny_data, shapes_evaluator):
+    """--eval-per-class sizes each check (the time-to-quality benchmark measures 1,000)."""
+    from cgan_mnist import training
+    from cgan_mnist.config import validate_train_options
+
+    cfg = validate_train_options({"eval_interval": 1, "eval_per_class": 12, "seed": 3})
+    tracker = training._quality_check(cfg, run_folder.RunPaths(tmp_path), tiny_data,
+                                      shapes_evaluator, log=lambda line: None)
+    assert tracker.n_per_class == 12
+    assert len(tracker.reference.features) == 12 * tiny_data.num_classes
+
+
 def test_cgan_eval_measures_a_run_against_its_own_dataset(tmp_path):
     """cgan-eval used to score every run with MNIST's evaluator, Fashion-MNIST runs too."""
     (tmp_path / "config.json").write_text(json.dumps(
