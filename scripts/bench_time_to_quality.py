@@ -51,9 +51,11 @@ def watch_training(arch: str, outdir: Path, budget_minutes: float, seed: int,
                "sys.exit(m())", "--arch", arch, "--eval-interval", "1", "--epochs", "40",
                "--eval-per-class", str(PER_CLASS), "--seed", str(seed), "--outdir", str(outdir),
                "--overwrite"]
+    outdir.mkdir(parents=True, exist_ok=True)
+    errors = outdir.parent / f"{arch}.stderr.txt"  # a file: a pipe left unread could fill up
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True)
+    with errors.open("w") as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
     paths, seen, hit = run_folder.RunPaths(outdir), [], None
     while process.poll() is None and hit is None:
         time.sleep(poll_seconds)
@@ -71,7 +73,7 @@ def watch_training(arch: str, outdir: Path, budget_minutes: float, seed: int,
         process.send_signal(signal.SIGINT)  # cgan-train saves a checkpoint and stops
         process.wait()
     elif process.returncode and hit is None:
-        raise SystemExit(f"cgan-train --arch {arch} failed:\n{process.stderr.read()}")
+        raise SystemExit(f"cgan-train --arch {arch} failed:\n{errors.read_text()}")
     return {"arch": arch, "rows": seen, "hit": hit,
             "minutes": hit["minutes"] if hit else (time.perf_counter() - started) / 60}
 

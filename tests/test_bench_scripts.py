@@ -250,3 +250,14 @@ def test_time_to_quality_reports_the_first_epoch_that_meets_both_targets(load_sc
     assert "| dcgan | 5.0 | 3 | 99.20%, FD 4.90 |" in lines
     assert "| mlp | not within 40 | 2 | 99.10%, FD 6.00 |" in lines
     assert "after the same 5.0 min of training | not reached | 0.4 | 62.00%, FD 80.00 |" in lines
+
+
+def test_speed_rows_are_measured_in_rounds_and_keep_their_best(load_script, monkeypatch):
+    """A burst of other work slows different rows in each round; each row keeps its best."""
+    bench = load_script("bench_speed")
+    calls, rates = [], iter([100, 50, 80, 90])
+    monkeypatch.setattr(bench, "run_config", lambda *config: calls.append(config[0]) or
+                        {"images_per_s": next(rates)})
+    best = bench.best_of(2, [("mlp",), ("dcgan",)])
+    assert calls == ["mlp", "dcgan", "mlp", "dcgan"]
+    assert [r["images_per_s"] for r in best] == [100, 90]
