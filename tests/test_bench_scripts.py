@@ -209,6 +209,7 @@ def test_speed_verdicts_print_the_issue_targets(load_script):
     assert lines.count("the keras.io recipe vs") == 1  # the ratio target is the dcgan's
 
 
+@pytest.mark.slow
 def test_the_keras_io_recipe_trains_and_samples_through_our_interface(load_script, monkeypatch):
     """The peer of the speed benchmarks: its published shapes, a step that learns, and its G
     behind our [noise, one-hot] -> [-1, 1] interface, so cgan_mnist measures it as ours."""

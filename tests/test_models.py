@@ -213,6 +213,7 @@ def _top_singular_value(kernel) -> float:
     return float(np.linalg.svd(np.reshape(kernel, (-1, kernel.shape[-1])), compute_uv=False)[0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["mlp", "dcgan"])
 def test_spectral_norm_normalizes_every_kernel_of_the_discriminator(arch):
     import keras
