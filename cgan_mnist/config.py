@@ -20,17 +20,19 @@ DEFAULT_WIDTHS = {"dcgan": (64, 32), "mlp": (256, 256)}  # (G, D); BENCHMARKS.md
 DEFAULT_D_DROPOUT = {"dcgan": 0.0, "mlp": 0.3}
 LOSSES = ("bce", "hinge")  # mirrors gan.LOSSES
 AUGMENTATIONS = ("translation", "cutout")  # mirrors augment.POLICIES
+DROPOUT_MASKS = ("threefry", "keras")  # mirrors fast_layers.DROPOUT_MASKS
 
 # Options that define the networks and the data stream: a resumed run must use
 # the same values, or its checkpoint would not fit / would not continue exactly.
 FIXED_ON_RESUME = ("dataset", "arch", "latent_dim", "g_width", "d_width", "d_dropout",
                    "batch_size", "limit", "seed", "lr", "d_lr", "beta1", "ema",
                    "label_smoothing", "reuse_fakes", "mixed_precision", "loss", "r1",
-                   "diffaugment", "lr_decay", "spectral_norm", "balanced_batches")
+                   "diffaugment", "lr_decay", "spectral_norm", "balanced_batches", "dropout_masks")
 # What a run's config.json meant by an option it lacks (it predates the option).
 BEFORE_OPTION = {"d_lr": None, "ema": 0.0, "label_smoothing": 0.0, "reuse_fakes": False,
                  "loss": "bce", "r1": 0.0, "diffaugment": "", "lr_decay": 0.0,
-                 "spectral_norm": False, "balanced_batches": False, "eval_per_class": 100}
+                 "spectral_norm": False, "balanced_batches": False, "eval_per_class": 100,
+                 "dropout_masks": "keras"}
 D_DROPOUT_BEFORE_OPTION = {"dcgan": 0.0, "mlp": 0.3}  # per architecture
 
 
@@ -56,6 +58,7 @@ class TrainConfig:
     lr_decay: float = 0.0        # both rates fall linearly to 0 over this last fraction of steps
     spectral_norm: bool = False  # spectral normalization of D's kernels
     balanced_batches: bool = False  # every batch holds each class equally often (+-1)
+    dropout_masks: str = "threefry"  # D's dropout masks under XLA; "keras": Keras's own
     seed: int | None = None      # None: drawn at random, then recorded
     outdir: str = "."
     data_dir: str | None = None
@@ -76,7 +79,8 @@ class TrainConfig:
 
 
 OPTION_NAMES = tuple(f.name for f in fields(TrainConfig))
-_STR = ("dataset", "arch", "outdir", "strategy", "data_dir", "loss", "diffaugment")
+_STR = ("dataset", "arch", "outdir", "strategy", "data_dir", "loss", "diffaugment",
+        "dropout_masks")
 _INT = ("epochs", "batch_size", "latent_dim", "g_width", "d_width", "limit", "sample_interval",
         "checkpoint_interval", "eval_interval", "eval_per_class", "seed")
 _FLOAT = ("d_dropout", "lr", "d_lr", "beta1", "ema", "label_smoothing", "r1", "lr_decay")
@@ -165,15 +169,7 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
     _check_range(given, "beta1", 0.0, 0.999999)
     _check_loss(given)
     _check_range(given, "seed", high=2**31 - 1)
-    if given.get("arch", "dcgan") not in ARCHS:
-        raise UsageError(f"unknown --arch {given['arch']!r}; choose one of {', '.join(ARCHS)}")
-    dataset = given.get("dataset", "mnist")
-    if dataset not in DATASETS and not dataset.lower().endswith(".npz"):
-        raise UsageError(f"unknown --dataset {dataset!r}; choose one of {', '.join(DATASETS)} "
-                         "or the path of a .npz file")
-    if given.get("strategy", "default") not in STRATEGIES:
-        raise UsageError(f"unknown --strategy {given['strategy']!r}; "
-                         f"choose one of {', '.join(STRATEGIES)}")
+    _check_choices(given)
     limit, batch = given.get("limit"), given.get("batch_size", TrainConfig.batch_size)
     if limit is not None and limit < batch:
         raise UsageError(f"--limit {limit} is smaller than --batch-size {batch}: "
@@ -190,6 +186,19 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
     cfg = TrainConfig(**given)
     check_memory(cfg)
     return cfg
+
+
+def _check_choices(given: dict) -> None:
+    """--arch, --strategy, --dropout-masks and --dataset name known choices."""
+    for name, choices in (("arch", ARCHS), ("strategy", STRATEGIES),
+                          ("dropout_masks", DROPOUT_MASKS)):
+        if name in given and given[name] not in choices:
+            raise UsageError(f"unknown {_flag(name)} {given[name]!r}; "
+                             f"choose one of {', '.join(choices)}")
+    dataset = given.get("dataset", "mnist")
+    if dataset not in DATASETS and not dataset.lower().endswith(".npz"):
+        raise UsageError(f"unknown --dataset {dataset!r}; choose one of {', '.join(DATASETS)} "
+                         "or the path of a .npz file")
 
 
 def _check_loss(given: dict) -> None:

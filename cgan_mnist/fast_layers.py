@@ -1,14 +1,18 @@
-"""Two layers that compute a built-in layer's function more cheaply, with the same weights.
+"""Layers that compute a built-in layer's function more cheaply, with the same weights.
 
-:class:`PixelShuffleConv2DTranspose` (the generator's upsampling) and
+:class:`PixelShuffleConv2DTranspose` (the generator's upsampling),
 :class:`LabelPlaneConv2D` (the discriminator's first convolution, over the
-image and its label). ``models`` builds the networks from them.
+image and its label) and :class:`ThreefryDropout` (D's dropout). ``models``
+builds the networks from them.
 """
 
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import layers, ops
+
+DROPOUT_MASKS = ("threefry", "keras")  # mirrored by config.DROPOUT_MASKS
 
 
 @keras.saving.register_keras_serializable(package="cgan_mnist")
@@ -139,3 +143,47 @@ def spectral_step(kernel, vector_u):
     vector_u, vector_v = ops.stop_gradient(vector_u), ops.stop_gradient(vector_v)
     sigma = ops.matmul(ops.matmul(vector_v, weights), ops.transpose(vector_u))
     return vector_u, ops.divide(kernel, sigma)
+
+
+@keras.saving.register_keras_serializable(package="cgan_mnist")
+class ThreefryDropout(layers.Dropout):
+    """``layers.Dropout`` whose masks, under XLA, come from the ThreeFry generator.
+
+    Keras draws its masks with TensorFlow's "auto_select" generator, Philox on a
+    CPU, which XLA on a CPU computes slowly: they cost the mlp 14% of its step,
+    and ThreeFry's almost nothing (BENCHMARKS.md, "Where a step's time goes").
+    Outside XLA (``--no-xla``), where TensorFlow has no ThreeFry kernel, and with
+    ``masks="keras"`` (runs that began before this layer), the masks are Keras's
+    own, bit for bit. The seed state is Keras's, so checkpoints and exact resume
+    are unchanged; only the stream of masks differs.
+    """
+
+    def __init__(self, rate: float, masks: str = "threefry", **kwargs):
+        super().__init__(rate, **kwargs)
+        if masks not in DROPOUT_MASKS:
+            raise ValueError(f"masks must be one of {DROPOUT_MASKS}, not {masks!r}")
+        self.masks = masks
+
+    def call(self, inputs, training=False):
+        if not training or self.rate == 0 or self.masks == "keras" or not _under_xla():
+            return super().call(inputs, training=training)
+        seed = self.seed_generator.next()  # Keras's state; TF's stateless ops want int32
+        seed = tf.cast(tf.math.floormod(tf.cast(seed, tf.int64), tf.int32.max - 1), tf.int32)
+        shape = tf.shape(inputs) if self.noise_shape is None else self.noise_shape
+        keep = tf.random.stateless_uniform(shape, seed, alg="threefry") >= self.rate
+        scaled = inputs * ops.cast(1 / (1 - self.rate), inputs.dtype)  # as TF's dropout
+        return scaled * ops.cast(keep, inputs.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "masks": self.masks}
+
+
+def _under_xla() -> bool:
+    """Whether the function being traced is compiled by XLA (``jit_compile=True``).
+    TensorFlow says so only in a private module; without it, Keras's masks."""
+    try:
+        from tensorflow.python.framework import ops as tf_ops
+        from tensorflow.python.ops import control_flow_util
+    except ImportError:
+        return False
+    return bool(control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph()))

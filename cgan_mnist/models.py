@@ -35,7 +35,7 @@ import keras
 from keras import layers
 
 from .config import ARCHS
-from .fast_layers import LabelPlaneConv2D, PixelShuffleConv2DTranspose
+from .fast_layers import LabelPlaneConv2D, PixelShuffleConv2DTranspose, ThreefryDropout
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -51,6 +51,7 @@ class ModelConfig:
     d_width: int = 32   # dcgan: channels of D's first conv (its second has 2x); mlp: D's last hidden width
     d_dropout: float = 0.0  # dropout rate after each of D's hidden layers (0: none)
     spectral_norm: bool = False  # D's kernels spectrally normalized in training
+    dropout_masks: str = "threefry"  # "keras": Keras's own masks (fast_layers.ThreefryDropout)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -176,7 +177,7 @@ def _dropout(cfg: ModelConfig, name: str):
     model without dropout has exactly the layers and variables it had before."""
     if not cfg.d_dropout:
         return lambda x: x
-    return layers.Dropout(cfg.d_dropout, name=name)
+    return ThreefryDropout(cfg.d_dropout, masks=cfg.dropout_masks, name=name)
 
 
 

@@ -13,7 +13,8 @@ peak memory is that configuration's own), and reports:
 - peak resident memory;
 - the same for the "before" column: the plain loop, no XLA, batch 64, float32,
   and the ratio between the two columns; for one intra-op thread per step
-  (what a thread setting buys); and for ``--reuse-fakes``;
+  (what a thread setting buys); for ``--reuse-fakes``; and, for the mlp, for D's
+  dropout masks drawn as Keras draws them (``--dropout-masks keras``);
 - the keras.io conditional-GAN recipe (``keras_io_cgan.py``), trained by
   ``Model.fit`` on the same MNIST images, and ours divided by it.
 
@@ -181,6 +182,8 @@ def columns(arch: str, extra: bool = False) -> list[tuple]:
             ("now, 1 intra-op thread", True, batch, False, {"threads": 1}),
             # One generator pass per step (the speed issue): G's update reuses D's fakes.
             ("--reuse-fakes", True, batch, False, {"reuse_fakes": True})]
+    if arch == "mlp":  # D's dropout masks as Keras draws them (the mlp's bottleneck)
+        rows.append(("--dropout-masks keras", True, batch, False, {"dropout_masks": "keras"}))
     if not extra:
         return rows
     # The cheaper mlp that was tried for speed (BENCHMARKS.md, "Speed experiments"):

@@ -11,7 +11,8 @@ warm-up (so no input pipeline), milliseconds per call of:
 - ``input``: one batch from the run's input pipeline (its noise included).
 
 Variants switch off one suspect at a time: D's dropout (random masks under
-XLA), CPU op determinism (``seed_everything`` turns it on), synchronized batch
+XLA; "Keras's dropout masks" is the step before ``fast_layers.ThreefryDropout``),
+CPU op determinism (``seed_everything`` turns it on), synchronized batch
 normalization, XLA. The numbers say which one the step pays for.
 
     python scripts/profile_step.py --arch mlp            # about 3 minutes on 2 cores
@@ -32,6 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 VARIANTS = {  # name: (cgan-train options, process settings)
     "default": ({}, {}),
     "no dropout in D": ({"d_dropout": 0.0}, {}),
+    "Keras's dropout masks": ({"dropout_masks": "keras"}, {}),
     "no op determinism": ({}, {"determinism": False}),
     "unsynchronized batch norm": ({}, {"plain_bn": True}),
     "no XLA": ({"xla": False}, {}),

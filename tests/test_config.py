@@ -119,6 +119,19 @@ def test_resuming_a_run_from_before_d_dropout_keeps_the_dropout_it_had():
             validate_train_options({"resume": True, "d_dropout": 0.25}, stored)
 
 
+def test_new_runs_draw_threefry_dropout_masks_and_old_runs_keep_kerass():
+    """Runs from before the choice drew Keras's masks; resumed, they still do."""
+    assert validate_train_options({"arch": "mlp"}).dropout_masks == "threefry"
+    stored = TrainConfig(arch="mlp", seed=4, epochs=5).to_dict()
+    del stored["dropout_masks"]
+    assert validate_train_options({"resume": True}, stored).dropout_masks == "keras"
+    with pytest.raises(UsageError, match="--dropout-masks threefry differs"):
+        validate_train_options({"resume": True, "dropout_masks": "threefry"}, stored)
+    with pytest.raises(UsageError, match="unknown --dropout-masks 'philox'; choose one of "
+                                         "threefry, keras"):
+        validate_train_options({"dropout_masks": "philox"})
+
+
 def test_sizes_whose_product_cannot_fit_are_refused_before_any_allocation():
     """Each size within its range, the product not: one line, before TensorFlow starts."""
     from cgan_mnist.arguments import _check_generate_memory

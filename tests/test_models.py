@@ -167,6 +167,34 @@ def test_discriminator_dropout_is_active_in_training_only():
         assert not np.allclose(train[0], train[1])
 
 
+@pytest.mark.parametrize("masks", ["threefry", "keras"])
+def test_threefry_dropout_is_dropout_and_keras_masks_outside_xla(masks):
+    """At its rate, scaled by 1/(1 - rate), new masks each call, the same ones from the
+    same seed state (exact resume); Keras's own masks bit for bit without XLA, and
+    with XLA for masks="keras"; ThreeFry's under XLA."""
+    import keras
+    import tensorflow as tf
+
+    from cgan_mnist.fast_layers import ThreefryDropout
+
+    ours, theirs = ThreefryDropout(0.3, masks=masks, seed=7), keras.layers.Dropout(0.3, seed=7)
+    x = tf.random.stateless_normal((64, 7, 7, 32), seed=[1, 2])
+    for compiled in (True, False):
+        start = ours.seed_generator.state.numpy()
+        drop = {layer: tf.function(lambda x, layer=layer: layer(x, training=True),
+                                   jit_compile=compiled) for layer in (ours, theirs)}
+        first, second = drop[ours](x).numpy(), drop[ours](x).numpy()
+        kept = first != 0
+        assert abs(1 - kept.mean() - 0.3) < 0.01 and not np.array_equal(first, second)
+        np.testing.assert_allclose(first[kept], x.numpy()[kept] / 0.7, rtol=1e-6)
+        ours.seed_generator.state.assign(start)
+        np.testing.assert_array_equal(drop[ours](x).numpy(), first)
+        theirs.seed_generator.state.assign(start)
+        same_as_keras = np.array_equal(drop[theirs](x).numpy(), first)
+        assert same_as_keras == (masks == "keras" or not compiled)
+    np.testing.assert_array_equal(ours(x, training=False).numpy(), x.numpy())
+
+
 def test_a_runs_options_give_its_model_config():
     """cgan-train and bench_speed build their networks from this one mapping."""
     from cgan_mnist.config import validate_train_options
@@ -174,6 +202,8 @@ def test_a_runs_options_give_its_model_config():
 
     cfg = validate_train_options({"arch": "mlp", "latent_dim": 12, "g_width": 20, "d_width": 24})
     assert model_config(cfg, 7) == ModelConfig("mlp", 12, 7, 20, 24, d_dropout=0.3)
+    keras_masks = validate_train_options({"arch": "mlp", "dropout_masks": "keras"})
+    assert model_config(keras_masks, 10).dropout_masks == "keras"
 
 
 def test_a_runs_options_give_its_gan_options():
