@@ -18,6 +18,7 @@ from .train_arguments import add_model_options, add_run_options, integer
 
 MAX_SAMPLES = 10_000
 EVAL_PER_CLASS = 1000
+MAX_REFERENCE_SEEDS = 20
 
 TRAIN_EXAMPLES = """\
 examples:
@@ -147,6 +148,10 @@ def eval_parser() -> argparse.ArgumentParser:
         help="also the classification accuracy score: a classifier trained on the samples "
              "(N per class), tested on real images, beside one trained on as many real ones "
              "(trains two classifiers: about a minute each for N=1000 on 2 cores)")
+    add("--reference-seeds", type=integer, default=0, metavar="K",
+        help="also the real data's Fréchet distance at evaluation seeds 0..K-1 and its mean, "
+             "the yardstick of the 'FD at most 2x real' target (one seed's moves by about "
+             "20%%; 5 seeds: about half a minute more on 2 cores)")
     add("--data-dir", help="folder of the run's dataset (default: where the run found it, "
                            "then $CGAN_DATA_DIR, then ~/.keras/datasets, then download)")
     return p
@@ -253,8 +258,12 @@ def validate_eval_args(args: argparse.Namespace):
         raise UsageError(f"--seed must be in 0..{2**31 - 1}, got {args.seed}")
     if args.json is not None and not args.json.lower().endswith(".json"):
         raise UsageError(f"--json must name a .json file, got {args.json!r}")
+    if not 0 <= args.reference_seeds <= MAX_REFERENCE_SEEDS:
+        raise UsageError(f"--reference-seeds must be in 0..{MAX_REFERENCE_SEEDS}, "
+                         f"got {args.reference_seeds}")
     request = request_for(model_of(args), args.n_per_class, args.seed,
-                          Path(args.json) if args.json else None, args.data_dir, args.cas)
+                          Path(args.json) if args.json else None, args.data_dir, args.cas,
+                          args.reference_seeds)
     if args.pretrained:  # measured against the data found here; nothing written in the package
         request = replace(request, data_path=None, confusion_png=Path("plots") / "confusion.png")
     return request

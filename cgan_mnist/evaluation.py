@@ -15,7 +15,8 @@ from pathlib import Path
 from . import data, generate, outputs, run_folder
 from .config import TrainConfig
 from .evaluator import load_or_train
-from .measuring import build_reference, evaluate, evaluation_rng, measure, require_splits
+from .measuring import (build_reference, evaluate, evaluation_rng, measure,
+                        real_reference_spread, require_splits)
 from .report import percent
 
 QUICK_PER_CLASS = TrainConfig.eval_per_class  # cgan-train --eval-interval
@@ -32,16 +33,17 @@ class EvalRequest:
     dataset: str = "mnist"            # the run's dataset, from its config.json
     data_path: str | None = None      # where the run found it
     cas: bool = False                 # also the classification accuracy score (trains: minutes)
+    reference_seeds: int = 0          # also the real-data FD at seeds 0..K-1, and its mean
 
 
 def request_for(model: Path, n_per_class: int, seed: int, json: Path | None,
-                data_dir: str | None, cas: bool = False) -> EvalRequest:
+                data_dir: str | None, cas: bool = False, reference_seeds: int = 0) -> EvalRequest:
     """A request that measures ``model`` against the dataset its run trained on."""
     stored = run_folder.read_config(model.parent)
     name, path = run_folder.run_section(stored, "data", "name"), run_folder.recorded_data(stored)[0]
     paths = run_folder.for_model(model)
     return EvalRequest(model, n_per_class, seed, json, paths.confusion_plot, data_dir,
-                       name if isinstance(name, str) else "mnist", path, cas)
+                       name if isinstance(name, str) else "mnist", path, cas, reference_seeds)
 
 
 def run(request: EvalRequest, log=print) -> dict:
@@ -53,6 +55,10 @@ def run(request: EvalRequest, log=print) -> dict:
     sampler = partial(generate.sample, generator)
     result = evaluate(sampler, dataset, request.n_per_class, request.seed, evaluator=evaluator,
                       log=log)
+    if request.reference_seeds:
+        log(f"measuring: the real data's Fréchet distance at seeds 0-{request.reference_seeds - 1}")
+        result["real_reference"] = real_reference_spread(
+            dataset, evaluator, request.n_per_class, range(request.reference_seeds))
     if request.cas:
         from .cas import classification_accuracy_score
 

@@ -89,6 +89,12 @@ def format_report(result: dict) -> str:
         lines.append(f"CAS: {cas['cas_n_per_class']:,} per class; the real-data classifier "
                      f"scores {cas['cas_gap']:+.2f} points more ({cas['cas_seconds']:.0f} s, "
                      "its real-data baseline cached after the first time)")
+    if "real_reference" in result:
+        spread, fd = result["real_reference"], result["generator"]["frechet_distance"]
+        lines.append(f"real data's Fréchet distance over seeds {spread['seeds'][0]}-"
+                     f"{spread['seeds'][-1]}: mean {spread['mean']:.3f} (min {spread['min']:.3f}, "
+                     f"max {spread['max']:.3f}); the generator's is {fd / spread['mean']:.2f}x "
+                     "that mean")
     if "parzen_test_examples" in ref:
         lines.append("")
         lines.append("Parzen, Mirza & Osindero (2014) Table 1: " + "; ".join(

@@ -4,7 +4,8 @@ The reference row of ``cgan-eval`` is itself a Fréchet distance between two
 random draws (real training images against test images, in the evaluator's
 features), so the "FD ≤ 2x the real-data reference" target is measured
 against a yardstick that depends on ``--seed``. This prints that reference for
-several seeds, drawn exactly as ``cgan-eval --seed S`` draws it:
+several seeds, drawn exactly as ``cgan-eval --seed S`` draws it
+(``cgan-eval --reference-seeds K`` reports the same for seeds 0..K-1):
 
     python scripts/fd_reference_spread.py --seeds 0-9
 """
@@ -32,26 +33,18 @@ def main(argv=None) -> None:
     p.add_argument("--data-dir", default=None)
     args = p.parse_args(argv)
 
-    import numpy as np
-
-    from cgan_mnist import data, measuring, metrics
+    from cgan_mnist import data, measuring
     from cgan_mnist.cli import _start_tensorflow
     from cgan_mnist.evaluator import load_or_train
 
     _start_tensorflow()
     dataset = data.load("mnist", args.data_dir)
     evaluator = load_or_train(dataset)
-    distances = []
-    for seed in args.seeds:
-        rng = measuring.evaluation_rng(seed)
-        reference = measuring.build_reference(dataset, evaluator, args.n_per_class, rng, True)
-        images, _ = measuring.real_images(dataset, args.n_per_class, rng)
-        _, features = evaluator.classify(images)
-        distances.append(metrics.frechet_distance_of(features, reference.features))
-        print(f"seed {seed}: real-data Fréchet distance {distances[-1]:.3f}", flush=True)
-    print(f"{len(distances)} seeds: mean {np.mean(distances):.3f}, "
-          f"min {np.min(distances):.3f}, max {np.max(distances):.3f}")
-
+    spread = measuring.real_reference_spread(dataset, evaluator, args.n_per_class, args.seeds)
+    for seed, distance in zip(spread["seeds"], spread["frechet_distance"]):
+        print(f"seed {seed}: real-data Fréchet distance {distance:.3f}")
+    print(f"{len(args.seeds)} seeds: mean {spread['mean']:.3f}, "
+          f"min {spread['min']:.3f}, max {spread['max']:.3f}")
 
 if __name__ == "__main__":
     main()

@@ -223,6 +223,8 @@ def test_eval_prints_the_table_and_writes_json_and_heat_map(trained_run, mnist_p
     (["--n-per-class", "many"], "invalid integer"),
     (["--seed", "-1"], "--seed must be in"),
     (["--json", "out.txt"], "--json must name a .json"),
+    (["--reference-seeds", "-1"], "--reference-seeds must be in 0..20, got -1"),
+    (["--reference-seeds", "21"], "--reference-seeds must be in 0..20, got 21"),
     (["--model", "a", "--outdir", "b"], "not allowed with"),
 ])
 def test_eval_bad_arguments(args, phrase, run_cli, assert_one_line_error):

@@ -291,6 +291,27 @@ def test_the_quick_check_measures_eval_per_class_samples(tmp_path, tiny_data, sh
     assert len(tracker.reference.features) == 12 * tiny_data.num_classes
 
 
+def test_the_real_reference_spread_is_the_real_row_of_each_seed(tiny_data, shapes_evaluator):
+    """--reference-seeds K: the real-data FD that cgan-eval --seed s reports, for s < K,
+    and their mean, which the report sets the generator's FD against."""
+    from cgan_mnist import measuring
+    from cgan_mnist.report import format_report
+
+    def sampler(classes, n, seed):  # real test images stand in for samples
+        return measuring.real_images(tiny_data, n, np.random.default_rng(seed))
+
+    rows = [measuring.evaluate(sampler, tiny_data, 8, seed, evaluator=shapes_evaluator)
+            ["real"]["frechet_distance"] for seed in (0, 1, 2)]
+    spread = measuring.real_reference_spread(tiny_data, shapes_evaluator, 8, range(3))
+    np.testing.assert_allclose(spread["frechet_distance"], rows, rtol=1e-6)
+    assert spread["mean"] == pytest.approx(np.mean(rows)) and len(set(rows)) == 3
+    result = measuring.evaluate(sampler, tiny_data, 8, 0, evaluator=shapes_evaluator)
+    report = format_report({**result, "real_reference": spread})
+    ratio = result["generator"]["frechet_distance"] / spread["mean"]
+    assert f"real data's Fréchet distance over seeds 0-2: mean {spread['mean']:.3f}" in report
+    assert f"the generator's is {ratio:.2f}x that mean" in report
+
+
 def test_cgan_eval_measures_a_run_against_its_own_dataset(tmp_path):
     """cgan-eval used to score every run with MNIST's evaluator, Fashion-MNIST runs too."""
     (tmp_path / "config.json").write_text(json.dumps(
