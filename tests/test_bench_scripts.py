@@ -195,18 +195,20 @@ def test_speed_verdicts_print_the_issue_targets(load_script):
     """60% of the measured peak per architecture; the dcgan 8x the keras.io recipe."""
     bench = load_script("bench_speed")
 
-    def row(arch, column, images_per_s, mflop):
+    def row(arch, column, images_per_s, mflop, mib=1200.0):
         return {"arch": arch, "column": column, "images_per_s": images_per_s,
-                "flops_per_image": mflop * 1e6}
+                "flops_per_image": mflop * 1e6, "peak_rss_mib": mib}
 
     rows = [row("mlp", "before", 400, 38.4), row("mlp", "now", 2000, 38.4),
             row("dcgan", "before", 500, 91), row("dcgan", "now", 1000, 91),
-            row("dcgan", "--reuse-fakes", 1200, 75), row("keras.io", "recipe", 100, 656)]
+            row("dcgan", "--reuse-fakes", 1200, 75, 2100), row("keras.io", "recipe", 100, 656)]
     lines = "\n".join(bench.verdicts(rows, best=150.0))
     assert "mlp: now / before (XLA) = 5.00x" in lines and "51% of peak vs 60% (not met)" in lines
     assert "dcgan: now / before (XLA) = 2.00x; --reuse-fakes / now = 1.20x" in lines
     assert "61% of peak vs 60% (met)" in lines and "10.0x the keras.io recipe vs 8x (met)" in lines
     assert lines.count("the keras.io recipe vs") == 1  # the ratio target is the dcgan's
+    assert "peak memory 1,200 MiB vs 2,048 (met)" in lines  # the mlp's largest row
+    assert "peak memory 2,100 MiB vs 2,048 (not met)" in lines
 
 
 @pytest.mark.slow
