@@ -19,8 +19,8 @@ peak memory is that configuration's own), and reports:
   ``Model.fit`` on the same MNIST images, and ours divided by it.
 
 The targets of the speed issue are printed as met or not: each architecture at
-60% or more of the measured peak and at most 2 GiB of peak memory, and the dcgan at 8x or more the keras.io
-recipe. ``--write`` keeps one dated table per kind of machine in BENCHMARKS.md.
+60% or more of the measured peak and at most 2 GiB of peak memory, and the
+dcgan at 8x or more the keras.io recipe. ``--write`` keeps one dated table per kind of machine in BENCHMARKS.md.
 
     python scripts/bench_speed.py                  # about 8 minutes on 2 cores
     python scripts/bench_speed.py --quick          # about 2 minutes
