@@ -264,3 +264,28 @@ def test_speed_rows_are_measured_in_rounds_and_keep_their_best(load_script, monk
     best = bench.best_of(2, [("mlp",), ("dcgan",)])
     assert calls == ["mlp", "dcgan", "mlp", "dcgan"]
     assert [r["images_per_s"] for r in best] == [100, 90]
+
+
+def test_quality_targets_judge_each_target_and_say_what_was_not_measured(load_script):
+    """The quality issue's targets from cgan-eval reports: the FD against the mean real
+    reference, CAS per samples per class, the mlp's own targets judged, the rest informative."""
+    targets = load_script("quality_targets")
+    generator = {"conditional_accuracy": 0.996, "per_class_accuracy": [0.995] * 9 + [0.987],
+                 "frechet_distance": 2.4, "precision": 0.86, "recall": 0.82,
+                 "parzen_log_likelihood": 230.0}
+    first = {"generator": generator, "real_reference": {"mean": 1.3},
+             "cas": {"cas_n_per_class": 1000, "cas_gap": 0.4}}
+    rows = {r[0]: r[1:] for r in targets.target_rows([first], "dcgan")}
+    assert rows["conditional accuracy"] == ["99.60%", ">= 99.5%", "met"]
+    assert rows["worst class accuracy"] == ["98.70%", ">= 99%", "not met"]
+    assert rows["Fréchet distance / mean real reference"] == ["1.85x", "<= 2x", "met"]
+    assert rows["recall"][2] == "not met" and rows["Parzen (nats)"][2] == "met"
+    assert rows["CAS gap, 1,000 per class (points)"] == ["0.40", "<= 0.5", "met"]
+    assert rows["CAS gap, 6,000 per class (points)"] == ["not measured", "<= 0.5",
+                                                         "not measured"]
+    bare = {"generator": generator}
+    mlp = {r[0]: r[1:] for r in targets.target_rows([bare], "mlp")}
+    assert mlp["worst class accuracy"] == ["98.70%", ">= 98.5%", "met"]
+    assert mlp["recall"] == ["0.820", ">= 0.8", "met"]
+    assert mlp["precision"][2] == "information"
+    assert mlp["Fréchet distance / mean real reference"][0] == "not measured"
