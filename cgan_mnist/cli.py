@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .arguments import (eval_parser, generate_parser, model_of, one_line, train_parser,
                         validate_eval_args, validate_generate_args)
-from .config import validate_train_options
+from .config import changed_options, validate_train_options
 from .errors import UserError
 
 # --- entry points --------------------------------------------------------------------
@@ -102,11 +102,12 @@ def _train(argv) -> int:
     from .training import Interrupted, train
 
     rates = f"lr {cfg.lr}" + (f" (D {cfg.d_lr})" if cfg.d_lr else "")
+    changed = ", ".join(changed_options(cfg))
     log(f"cgan-train: {cfg.arch} on {cfg.dataset}"
         f"{f' (first {cfg.limit} images)' if cfg.limit else ''}, {cfg.epochs} epochs, "
-        f"batch {cfg.batch_size}, {rates}{f', G average {cfg.ema}' if cfg.ema else ''}"
-        f"{f', real target {1 - cfg.label_smoothing:g}' if cfg.label_smoothing else ''}, "
-        f"seed {cfg.seed}, outdir {cfg.outdir}, on {device}")
+        f"batch {cfg.batch_size}, {rates}{f', G average {cfg.ema}' if cfg.ema else ''}, "
+        f"seed {cfg.seed}, outdir {cfg.outdir}, on {device}"
+        f"{f'; not the defaults: {changed}' if changed else ''}")
     if cfg.tensorboard:
         log(f"cgan-train: TensorBoard logs in {Path(cfg.outdir) / 'logs'} "
             f"(tensorboard --logdir {Path(cfg.outdir) / 'logs'})")

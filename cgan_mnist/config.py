@@ -188,6 +188,29 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
     return cfg
 
 
+# The options a start-of-run line names when they differ from their defaults.
+_SHOWN_WHEN_CHANGED = ("latent_dim", "g_width", "d_width", "d_dropout", "dropout_masks", "beta1",
+                       "label_smoothing", "reuse_fakes", "loss", "r1", "diffaugment", "lr_decay",
+                       "spectral_norm", "balanced_batches", "mixed_precision", "xla", "strategy")
+
+
+def changed_options(cfg: TrainConfig) -> list[str]:
+    """The flags of ``cfg`` that differ from a new run's defaults for its architecture,
+    e.g. ["--r1 1.0", "--no-reuse-fakes"] (for the log; learning rates are shown apart)."""
+    defaults = validate_train_options({"arch": cfg.arch, "seed": 0})
+    shown = []
+    for name in _SHOWN_WHEN_CHANGED:
+        value = getattr(cfg, name)
+        if value == getattr(defaults, name):
+            continue
+        if isinstance(value, bool):
+            shown.append(_flag(name) if value else "--no-" + _flag(name)[2:])
+        else:
+            shown.append(f"{_flag(name)} {value:g}" if isinstance(value, float)
+                         else f"{_flag(name)} {value}")
+    return shown
+
+
 def _check_choices(given: dict) -> None:
     """--arch, --strategy, --dropout-masks and --dataset name known choices."""
     for name, choices in (("arch", ARCHS), ("strategy", STRATEGIES),

@@ -132,6 +132,19 @@ def test_new_runs_draw_threefry_dropout_masks_and_old_runs_keep_kerass():
         validate_train_options({"dropout_masks": "philox"})
 
 
+def test_the_start_of_run_line_names_the_options_that_differ_from_the_defaults():
+    from cgan_mnist.config import changed_options
+
+    assert changed_options(validate_train_options({"arch": "mlp", "seed": 3})) == []
+    cfg = validate_train_options({"r1": 1.0, "loss": "hinge", "spectral_norm": True,
+                                  "d_width": 64, "dropout_masks": "keras", "xla": False})
+    assert changed_options(cfg) == ["--d-width 64", "--dropout-masks keras", "--loss hinge",
+                                    "--r1 1", "--spectral-norm", "--no-xla"]
+    # The mlp's width and dropout are its defaults; the dcgan's would show.
+    assert changed_options(validate_train_options({"arch": "dcgan", "d_dropout": 0.3})) == [
+        "--d-dropout 0.3"]
+
+
 def test_sizes_whose_product_cannot_fit_are_refused_before_any_allocation():
     """Each size within its range, the product not: one line, before TensorFlow starts."""
     from cgan_mnist.arguments import _check_generate_memory
