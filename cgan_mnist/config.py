@@ -51,7 +51,7 @@ class TrainConfig:
     beta1: float = 0.5
     ema: float = 0.999           # per-step decay of G's moving average (sampled, saved); 0: none
     label_smoothing: float = 0.0  # D's target for real images is 1 - this (one-sided)
-    reuse_fakes: bool = False    # G's update reuses the D update's fakes (one G pass per step)
+    reuse_fakes: bool = True     # G's update reuses the D update's fakes (one G pass per step)
     loss: str = "bce"            # "bce" (non-saturating) or "hinge"
     r1: float = 0.0              # weight gamma of the R1 penalty on real images; 0: none
     diffaugment: str = ""        # DiffAugment policy, e.g. "translation,cutout"; "": none

@@ -55,8 +55,9 @@ def add_model_options(p: argparse.ArgumentParser, d: TrainConfig) -> None:
              f"e.g. 0.1 (default {d.label_smoothing}: none)")
     add("--beta1", type=number, help=f"Adam beta_1 (default {d.beta1})")
     add("--reuse-fakes", action=argparse.BooleanOptionalAction, default=None,
-        help="G's update reuses the fakes of D's update: one generator pass per step "
-             "(PyTorch's DCGAN example does so); default: a second noise draw")
+        help="G's update reuses the fakes of D's update: one generator pass per step, "
+             "as PyTorch's DCGAN example does (default); --no-reuse-fakes: a second noise "
+             "draw, as runs did before")
     add("--loss", help=f"the GAN loss: {', '.join(LOSSES)} (default {d.loss}: the "
                        "non-saturating cross-entropy; hinge: Lim & Ye 2017, Miyato et al. 2018)")
     add("--r1", type=number, metavar="GAMMA",
