@@ -1,6 +1,7 @@
 """Layers that compute a built-in layer's function more cheaply, with the same weights.
 
 :class:`PixelShuffleConv2DTranspose` (the generator's upsampling),
+:class:`OverlapAddConv2DTranspose` (its last, one-channel upsampling),
 :class:`LabelPlaneConv2D` (the discriminator's first convolution, over the
 image and its label) and :class:`ThreefryDropout` (D's dropout). ``models``
 builds the networks from them.
@@ -9,14 +10,29 @@ builds the networks from them.
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
 DROPOUT_MASKS = ("threefry", "keras")  # mirrored by config.DROPOUT_MASKS
 
 
+class _Conv2DTranspose4x4(layers.Conv2DTranspose):
+    """``Conv2DTranspose(filters, 4, strides=2, padding="same")``, the shape both
+    fast forms below compute; only ``filters`` (and the usual options) vary."""
+
+    def __init__(self, filters: int, **kwargs):
+        super().__init__(filters, 4, strides=2, padding="same", **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        for fixed in ("kernel_size", "strides", "padding"):
+            config.pop(fixed)
+        return config
+
+
 @keras.saving.register_keras_serializable(package="cgan_mnist")
-class PixelShuffleConv2DTranspose(layers.Conv2DTranspose):
+class PixelShuffleConv2DTranspose(_Conv2DTranspose4x4):
     """``Conv2DTranspose(filters, 4, strides=2, padding="same")``: same weights,
     same result, computed as one stride-1 convolution and a pixel shuffle.
 
@@ -30,15 +46,6 @@ class PixelShuffleConv2DTranspose(layers.Conv2DTranspose):
     """
 
     TAPS = ((3, 1), (2, 0))  # kernel row/column used by window row/column 0 and 1, per phase
-
-    def __init__(self, filters: int, **kwargs):
-        super().__init__(filters, 4, strides=2, padding="same", **kwargs)
-
-    def get_config(self):
-        config = super().get_config()
-        for fixed in ("kernel_size", "strides", "padding"):
-            config.pop(fixed)
-        return config
 
     def call(self, inputs):
         kernel = ops.transpose(self.kernel, (0, 1, 3, 2))  # (4, 4, in, out), conv layout
@@ -58,18 +65,58 @@ class PixelShuffleConv2DTranspose(layers.Conv2DTranspose):
 
 
 @keras.saving.register_keras_serializable(package="cgan_mnist")
+class OverlapAddConv2DTranspose(_Conv2DTranspose4x4):
+    """``Conv2DTranspose(filters, 4, strides=2, padding="same")``: same weights,
+    same result, computed as one matmul and an overlap-add, for few ``filters``.
+
+    The matmul gives each input pixel its 4x4 patch of output contributions
+    (``16 * filters`` columns); output pixel ``o = 2i + k - 1`` of an axis then
+    sums the two taps ``k`` that reach it, from input ``i`` and a neighbour.
+    For G's last layer (64 channels in, 1 out) this does no wasted multiply-add
+    and, fed to XLA on a CPU, runs 2.8x faster forward and backward than
+    :class:`PixelShuffleConv2DTranspose`, which wins where ``filters`` is wide
+    (its matmul output fits no cache: 2.7x slower at 128 in, 64 out).
+    """
+
+    SOURCES = (((1, 0), (3, -1)), ((2, 0), (0, 1)))  # per output phase: (tap, input offset)
+
+    def call(self, inputs):
+        height, width, channels = inputs.shape[1:]
+        f = self.filters
+        kernel = ops.reshape(ops.transpose(self.kernel, (3, 0, 1, 2)), (channels, 16 * f))
+        patches = ops.reshape(ops.matmul(ops.reshape(inputs, (-1, channels)), kernel),
+                              (-1, height, width, 4, 4, f))
+        padded = ops.pad(patches, ((0, 0), (1, 1), (1, 1), (0, 0), (0, 0), (0, 0)))
+        phases = [sum(padded[:, 1 + di:1 + di + height, 1 + dj:1 + dj + width, ki, kj, :]
+                      for ki, di in self.SOURCES[a] for kj, dj in self.SOURCES[b])
+                  for a in (0, 1) for b in (0, 1)]
+        x = ops.reshape(ops.stack(phases, axis=3), (-1, height, width, 2, 2, f))
+        x = ops.reshape(ops.transpose(x, (0, 1, 3, 2, 4, 5)), (-1, 2 * height, 2 * width, f))
+        if self.use_bias:
+            x = x + self.bias
+        return self.activation(x)
+
+
+@keras.saving.register_keras_serializable(package="cgan_mnist")
 class LabelPlaneConv2D(layers.Layer):
     """A "same"-padded Conv2D over the image with the one-hot label appended as
     constant planes, one per class -- computed without building the planes.
 
     The label's share of the convolution is linear in the label:
-    ``conv(planes(y)) = sum_c y_c * conv(planes(e_c))``. So the layer convolves
-    the ``num_classes`` unit planes once per call (a ``(classes, h, w, filters)``
-    table, independent of the batch) and gives each image its row mix by a
+    ``conv(planes(y)) = sum_c y_c * conv(planes(e_c))``. A unit plane's
+    convolution at an output pixel is the sum of the kernel taps that fall
+    inside the image, so the layer computes that ``(classes, h, w, filters)``
+    table once per call as one small matmul with a constant 0/1 matrix (which
+    taps are inside, per output pixel) and gives each image its row mix by a
     matmul. The result and the weights (kernel ``(k, k, channels + classes,
     filters)``, bias) are those of the plain layer; only the cost differs:
     ``classes * h * w * filters`` multiply-adds per image instead of
     ``k * k * classes * h * w * filters`` (16x less with a 4x4 kernel).
+
+    The image's share is an explicit im2col (one strided slice per tap) and a
+    matmul: with one input channel, XLA's convolution on a CPU runs at 12% of
+    the matmul peak, and this form (with the table's) makes the layer 1.8x
+    faster forward and backward (``scripts/profile_step.py --layers``).
 
     With ``spectral_norm`` the kernel is spectrally normalized in training calls
     exactly as ``keras.layers.SpectralNormalization`` does it to a Conv2D's
@@ -88,6 +135,9 @@ class LabelPlaneConv2D(layers.Layer):
         image_shape, label_shape = input_shape
         self.image_channels, self.num_classes = image_shape[-1], label_shape[-1]
         self.plane_shape = tuple(image_shape[1:3])
+        self.output_plane = tuple(-(-n // self.strides) for n in self.plane_shape)
+        self.padding, self.inside = same_padding_taps(self.plane_shape, self.kernel_size,
+                                                      self.strides)
         self.kernel = self.add_weight(
             name="kernel", initializer="glorot_uniform",
             shape=(self.kernel_size, self.kernel_size,
@@ -104,15 +154,29 @@ class LabelPlaneConv2D(layers.Layer):
         kernel = self._normalized_kernel(training) if self.spectral_norm else self.kernel
         image_kernel = kernel[:, :, :self.image_channels, :]
         label_kernel = kernel[:, :, self.image_channels:, :]
-        from_image = ops.conv(image, image_kernel, strides=self.strides, padding="same")
-        unit_planes = ops.broadcast_to(  # plane set c is all ones in channel c
-            ops.reshape(ops.eye(self.num_classes, dtype=self.compute_dtype),
-                        (self.num_classes, 1, 1, self.num_classes)),
-            (self.num_classes, *self.plane_shape, self.num_classes))
-        per_class = ops.conv(unit_planes, label_kernel, strides=self.strides, padding="same")
-        table = ops.reshape(per_class, (self.num_classes, -1))
-        from_label = ops.reshape(ops.matmul(label, table), ops.shape(from_image))
-        return from_image + from_label + self.bias
+        return (self._image_convolution(image, image_kernel)
+                + self._label_convolution(label, label_kernel) + self.bias)
+
+    def _image_convolution(self, image, image_kernel):
+        """``conv(image, image_kernel, strides, "same")`` as im2col and a matmul."""
+        k, stride = self.kernel_size, self.strides
+        (top, bottom), (left, right) = self.padding
+        padded = ops.pad(image, ((0, 0), (top, bottom), (left, right), (0, 0)))
+        out_h, out_w = self.output_plane
+        columns = ops.concatenate(
+            [padded[:, i:i + stride * (out_h - 1) + 1:stride, j:j + stride * (out_w - 1) + 1:stride]
+             for i in range(k) for j in range(k)], axis=-1)  # taps in the kernel's (i, j, c) order
+        flat = ops.matmul(ops.reshape(columns, (-1, k * k * self.image_channels)),
+                          ops.reshape(image_kernel, (-1, self.filters)))
+        return ops.reshape(flat, (-1, out_h, out_w, self.filters))
+
+    def _label_convolution(self, label, label_kernel):
+        """The convolution of the label's constant planes, through the per-class table."""
+        inside = ops.cast(self.inside, self.compute_dtype)  # (output pixels, taps)
+        table = ops.matmul(inside, ops.reshape(label_kernel, (inside.shape[1], -1)))
+        table = ops.transpose(ops.reshape(table, (-1, self.num_classes, self.filters)), (1, 0, 2))
+        mixed = ops.matmul(label, ops.reshape(table, (self.num_classes, -1)))
+        return ops.reshape(mixed, (-1, *self.output_plane, self.filters))
 
     def _normalized_kernel(self, training):
         """The kernel in the compute dtype; in training, first normalized (in float32)."""
@@ -131,6 +195,22 @@ class LabelPlaneConv2D(layers.Layer):
         return {**super().get_config(), "filters": self.filters,
                 "kernel_size": self.kernel_size, "strides": self.strides,
                 "spectral_norm": self.spectral_norm}
+
+
+def same_padding_taps(plane_shape, kernel_size: int, strides: int):
+    """A "same" convolution's padding ``((top, bottom), (left, right))``, as
+    TensorFlow pads, and a 0/1 matrix ``(output pixels, kernel taps)``: 1 where
+    the tap reads inside the plane (not the padding)."""
+    axes = []
+    for n in plane_shape:
+        out = -(-n // strides)
+        total = max((out - 1) * strides + kernel_size - n, 0)
+        before = total // 2
+        reads = np.arange(out)[:, None] * strides + np.arange(kernel_size)[None, :] - before
+        axes.append(((before, total - before), (reads >= 0) & (reads < n)))
+    (rows_pad, rows_in), (cols_pad, cols_in) = axes
+    inside = rows_in[:, None, :, None] & cols_in[None, :, None, :]  # (oh, ow, k, k)
+    return (rows_pad, cols_pad), inside.reshape(-1, kernel_size**2).astype(np.float32)
 
 
 def spectral_step(kernel, vector_u):

@@ -14,8 +14,8 @@ discriminator judge "is this a real *7*?" rather than only "is this real?",
 which is what makes the generator draw the asked-for digit.
 
 Two layers (``fast_layers``) compute a built-in layer's function more cheaply,
-with the same weights: :class:`PixelShuffleConv2DTranspose` (G) and
-:class:`LabelPlaneConv2D` (D). The generator saved as ``generator.keras`` is
+with the same weights: :class:`PixelShuffleConv2DTranspose` and
+:class:`OverlapAddConv2DTranspose` (G), and :class:`LabelPlaneConv2D` (D). The generator saved as ``generator.keras`` is
 rebuilt from built-in layers (:func:`portable_generator`), so it loads with
 plain ``keras.models.load_model`` and no custom objects.
 
@@ -35,7 +35,8 @@ import keras
 from keras import layers
 
 from .config import ARCHS
-from .fast_layers import LabelPlaneConv2D, PixelShuffleConv2DTranspose, ThreefryDropout
+from .fast_layers import (LabelPlaneConv2D, OverlapAddConv2DTranspose,
+                          PixelShuffleConv2DTranspose, ThreefryDropout)
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -65,8 +66,9 @@ def build_generator(cfg: ModelConfig, portable: bool = False) -> keras.Model:
     if cfg.arch == "mlp":
         image = _mlp_generator_body(x, cfg)
     else:
-        image = _dcgan_generator_body(x, cfg, Conv2DTranspose4x4 if portable
-                                      else PixelShuffleConv2DTranspose)
+        upsample = ((Conv2DTranspose4x4, Conv2DTranspose4x4) if portable else
+                    (PixelShuffleConv2DTranspose, OverlapAddConv2DTranspose))
+        image = _dcgan_generator_body(x, cfg, *upsample)
     return keras.Model([noise, label], image, name=f"{cfg.arch}_generator")
 
 
@@ -133,7 +135,7 @@ def Conv2DTranspose4x4(filters: int, **kwargs):  # noqa: N802 (a layer factory)
     return layers.Conv2DTranspose(filters, 4, strides=2, padding="same", **kwargs)
 
 
-def _dcgan_generator_body(x, cfg: ModelConfig, upsample):
+def _dcgan_generator_body(x, cfg: ModelConfig, upsample, upsample_to_pixels):
     wide = cfg.g_width * 2
     x = layers.Dense(7 * 7 * wide, use_bias=False, name="project")(x)
     x = _batch_norm("bn0")(x)
@@ -142,7 +144,7 @@ def _dcgan_generator_body(x, cfg: ModelConfig, upsample):
     x = upsample(cfg.g_width, use_bias=False, name="up14")(x)
     x = _batch_norm("bn1")(x)
     x = layers.ReLU(name="relu1")(x)
-    x = upsample(1, name="up28")(x)
+    x = upsample_to_pixels(1, name="up28")(x)
     return layers.Activation("tanh", dtype="float32", name="image")(x)
 
 
@@ -198,7 +200,8 @@ def _projection_head(features, label, cfg: ModelConfig):
     return layers.Add(dtype="float32", name="logit")([unconditional, projection])
 
 
-CUSTOM_LAYERS = {cls.__name__: cls for cls in (PixelShuffleConv2DTranspose, LabelPlaneConv2D)}
+CUSTOM_LAYERS = {cls.__name__: cls for cls in (PixelShuffleConv2DTranspose,
+                                                OverlapAddConv2DTranspose, LabelPlaneConv2D)}
 
 
 # --- cost accounting ----------------------------------------------------------
@@ -210,27 +213,31 @@ def forward_flops(model: keras.Model) -> int:
     Counted from layer shapes for the layers that dominate the cost (dense,
     convolution, transposed convolution, dot); element-wise layers are ignored.
     """
-    total = 0
-    for wrapped in model.layers:  # a spectral normalization's wrapper counts as its layer
-        layer = wrapped.layer if isinstance(wrapped, layers.Wrapper) else wrapped
-        if isinstance(layer, LabelPlaneConv2D):
-            h, w, c_out = wrapped.output.shape[1:]
-            per_pixel = layer.kernel_size**2 * layer.image_channels + layer.num_classes
-            total += 2 * h * w * c_out * per_pixel  # the per-class table is per batch: not counted
-        elif isinstance(layer, layers.Conv2DTranspose):  # before Conv2D: it subclasses it
-            h, w, c_in = wrapped.input.shape[1:]
-            k_h, k_w = layer.kernel_size
-            total += 2 * h * w * c_in * k_h * k_w * layer.filters
-        elif isinstance(layer, layers.Conv2D):
-            c_in = wrapped.input.shape[-1]
-            h, w, c_out = wrapped.output.shape[1:]
-            k_h, k_w = layer.kernel_size
-            total += 2 * h * w * c_out * k_h * k_w * c_in
-        elif isinstance(layer, layers.Dense):
-            total += 2 * wrapped.input.shape[-1] * layer.units
-        elif isinstance(layer, layers.Dot):
-            total += 2 * wrapped.input[0].shape[-1]
-    return int(total)
+    return sum(layer_flops(layer) for layer in model.layers)
+
+
+def layer_flops(wrapped: layers.Layer) -> int:
+    """``forward_flops``' count for one layer of a built model (0: not counted);
+    a spectral normalization's wrapper counts as its layer."""
+    layer = wrapped.layer if isinstance(wrapped, layers.Wrapper) else wrapped
+    if isinstance(layer, LabelPlaneConv2D):
+        h, w, c_out = wrapped.output.shape[1:]
+        per_pixel = layer.kernel_size**2 * layer.image_channels + layer.num_classes
+        return 2 * h * w * c_out * per_pixel  # the per-class table is per batch: not counted
+    if isinstance(layer, layers.Conv2DTranspose):  # before Conv2D: it subclasses it
+        h, w, c_in = wrapped.input.shape[1:]
+        k_h, k_w = layer.kernel_size
+        return 2 * h * w * c_in * k_h * k_w * layer.filters
+    if isinstance(layer, layers.Conv2D):
+        c_in = wrapped.input.shape[-1]
+        h, w, c_out = wrapped.output.shape[1:]
+        k_h, k_w = layer.kernel_size
+        return 2 * h * w * c_out * k_h * k_w * c_in
+    if isinstance(layer, layers.Dense):
+        return 2 * wrapped.input.shape[-1] * layer.units
+    if isinstance(layer, layers.Dot):
+        return 2 * wrapped.input[0].shape[-1]
+    return 0
 
 
 def training_flops_per_image(generator: keras.Model, discriminator: keras.Model,

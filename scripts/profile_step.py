@@ -15,8 +15,15 @@ XLA; "Keras's dropout masks" is the step before ``fast_layers.ThreefryDropout``)
 CPU op determinism (``seed_everything`` turns it on), synchronized batch
 normalization, XLA. The numbers say which one the step pays for.
 
+``--layers`` instead times each weighted layer of both networks alone, under
+XLA, on random inputs of the batch's size: forward, and forward plus backward
+(gradients for the input and the weights), with the GFLOP/s that makes counted
+as ``models.layer_flops`` counts (a backward pass as twice the forward), and
+its share of the float32 matmul peak measured in the same run.
+
     python scripts/profile_step.py --arch mlp            # about 3 minutes on 2 cores
     python scripts/profile_step.py --arch dcgan --steps 50
+    python scripts/profile_step.py --arch dcgan --layers  # about 2 minutes
 """
 
 from __future__ import annotations
@@ -97,13 +104,73 @@ def profile(arch: str, options: dict, settings: dict, steps: int) -> dict:
     }
 
 
+def layer_rows(arch: str, steps: int) -> list[dict]:
+    """Each weighted layer of the default networks, timed alone (``--layers``)."""
+    import tensorflow as tf
+
+    from cgan_mnist import models, training
+    from cgan_mnist.config import validate_train_options
+
+    cfg = validate_train_options({"arch": arch, "seed": 0})  # cgan-train's defaults
+    generator, discriminator = models.build_models(training.model_config(cfg, 10))
+    rows = []
+    for model in (generator, discriminator):
+        for layer in (layer for layer in model.layers if layer.trainable_weights):
+            inputs = layer.input if isinstance(layer.input, list) else [layer.input]
+            xs = [tf.random.normal((cfg.batch_size, *x.shape[1:])) for x in inputs]
+            call = lambda layer=layer, xs=xs: layer(xs if len(xs) > 1 else xs[0],  # noqa: E731
+                                                    training=True)
+
+            def forward_backward(layer=layer, xs=xs, call=call):
+                with tf.GradientTape() as tape:
+                    tape.watch(xs)
+                    loss = tf.reduce_sum(tf.square(call()))
+                grads = tape.gradient(loss, xs + layer.trainable_weights)
+                return [g for g in grads if g is not None]  # an integer label's is None
+
+            forward = tf.function(lambda call=call: tf.reduce_sum(call()), jit_compile=True)
+            rows.append({"model": model.name, "layer": layer.name,
+                         "kind": type(layer).__name__,
+                         "flops": models.layer_flops(layer) * cfg.batch_size,
+                         "forward": _timed(forward, (), steps),
+                         "both": _timed(tf.function(forward_backward, jit_compile=True), (),
+                                        steps)})
+    return rows
+
+
+def print_layers(arch: str, steps: int) -> None:
+    from bench_speed import measure_peak
+
+    peak = measure_peak(2.0)["matmul"]
+    rows = layer_rows(arch, steps)
+    print(f"{arch}: each weighted layer alone under XLA, batch 64, {steps} calls after warm-up; "
+          f"float32 matmul peak {peak:.0f} GFLOP/s in this run\n")
+    print("| network | layer | kind | MFLOP fwd | fwd ms | fwd+bwd ms | GFLOP/s fwd+bwd | "
+          "share of peak |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        rate = 3 * r["flops"] / r["both"] / 1e6
+        print(f"| {r['model']} | {r['layer']} | {r['kind']} | {r['flops'] / 1e6:.1f} | "
+              f"{r['forward']:.2f} | {r['both']:.2f} | {rate:.0f} | {rate / peak:.0%} |")
+    total = sum(r["both"] for r in rows)
+    print(f"\nAll layers, forward and backward once each: {total:.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", choices=["mlp", "dcgan"], default="mlp")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--variant", action="append", choices=list(VARIANTS))
+    parser.add_argument("--layers", action="store_true",
+                        help="time each weighted layer alone instead of the step's parts")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.layers:
+        from bench_speed import machine
+
+        print(f"Machine: {machine()}\n")
+        print_layers(args.arch, args.steps)
+        return
     if args.one:
         print(json.dumps(profile(args.arch, *VARIANTS[args.one], args.steps)))
         return

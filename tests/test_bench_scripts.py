@@ -289,3 +289,20 @@ def test_quality_targets_judge_each_target_and_say_what_was_not_measured(load_sc
     assert mlp["recall"] == ["0.820", ">= 0.8", "met"]
     assert mlp["precision"][2] == "information"
     assert mlp["Fréchet distance / mean real reference"][0] == "not measured"
+
+
+def test_layer_profile_times_every_weighted_layer_with_its_counted_flops(load_script):
+    """profile_step --layers: each weighted layer of cgan-train's default networks, once,
+    timed, with models.layer_flops' count for the batch."""
+    from cgan_mnist import models, training
+    from cgan_mnist.config import validate_train_options
+
+    rows = load_script("profile_step").layer_rows("mlp", steps=1)
+    cfg = validate_train_options({"arch": "mlp", "seed": 0})
+    weighted = [layer for m in models.build_models(training.model_config(cfg, 10))
+                for layer in m.layers if layer.trainable_weights]
+    assert [r["layer"] for r in rows] == [layer.name for layer in weighted]
+    assert all(r["forward"] > 0 and r["both"] > 0 for r in rows)
+    assert [r["flops"] for r in rows] == [cfg.batch_size * models.layer_flops(layer)
+                                          for layer in weighted]
+    assert rows[0]["flops"] > 0

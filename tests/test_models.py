@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from cgan_mnist.models import (LabelPlaneConv2D, ModelConfig, PixelShuffleConv2DTranspose,
-                               build_models, forward_flops)
+from cgan_mnist.models import (LabelPlaneConv2D, ModelConfig, OverlapAddConv2DTranspose,
+                               PixelShuffleConv2DTranspose, build_models, forward_flops)
 
 
 @pytest.fixture(scope="module", params=["mlp", "dcgan"])
@@ -72,42 +72,47 @@ def test_flops_of_dcgan_match_a_hand_count():
 
 
 @pytest.mark.parametrize("soft", [False, True])
-def test_label_plane_conv_equals_a_conv_over_concatenated_label_planes(soft):
+@pytest.mark.parametrize("size, channels, kernel, stride",  # the default's, then odd shapes
+                         [(28, 1, 4, 2), (9, 2, 3, 1), (7, 3, 4, 2)])
+def test_label_plane_conv_equals_a_conv_over_concatenated_label_planes(
+        soft, size, channels, kernel, stride):
     import keras
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
-    images = rng.standard_normal((6, 28, 28, 1)).astype(np.float32)
+    images = rng.standard_normal((6, size, size, channels)).astype(np.float32)
     labels = (rng.dirichlet(np.ones(10), 6) if soft
               else np.eye(10)[rng.integers(0, 10, 6)]).astype(np.float32)
-    layer = LabelPlaneConv2D(8, 4, strides=2)
+    layer = LabelPlaneConv2D(8, kernel, strides=stride)
     got = np.asarray(layer([images, labels]))
     layer.bias.assign(rng.standard_normal(8).astype(np.float32))
 
-    planes = np.broadcast_to(labels[:, None, None, :], (6, 28, 28, 10))
-    plain = keras.layers.Conv2D(8, 4, strides=2, padding="same")
-    plain.build((None, 28, 28, 11))
+    planes = np.broadcast_to(labels[:, None, None, :], (6, size, size, 10))
+    plain = keras.layers.Conv2D(8, kernel, strides=stride, padding="same")
+    plain.build((None, size, size, channels + 10))
     plain.set_weights(layer.get_weights())
     with tf.GradientTape(persistent=True) as tape:
         x = tf.constant(images)
         tape.watch(x)
         got = layer([x, labels])
         want = plain(tf.concat([x, planes], axis=-1))
-    assert got.shape == want.shape == (6, 14, 14, 8)
+    out = -(-size // stride)
+    assert got.shape == want.shape == (6, out, out, 8)
     np.testing.assert_allclose(got, want, atol=1e-5)
     for a, b in [(tape.gradient(got, x), tape.gradient(want, x)),
                  (tape.gradient(got, layer.kernel), tape.gradient(want, plain.kernel))]:
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("layer_class", [PixelShuffleConv2DTranspose, OverlapAddConv2DTranspose])
 @pytest.mark.parametrize("filters, use_bias", [(8, False), (1, True)])
-def test_pixel_shuffle_transposed_conv_equals_keras_conv2d_transpose(filters, use_bias):
+def test_fast_transposed_convs_equal_keras_conv2d_transpose(layer_class, filters, use_bias):
     import keras
     import tensorflow as tf
 
     rng = np.random.default_rng(1)
     x = tf.constant(rng.standard_normal((3, 7, 7, 5)).astype(np.float32))
-    ours = PixelShuffleConv2DTranspose(filters, use_bias=use_bias)
+    ours = layer_class(filters, use_bias=use_bias)
     plain = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=use_bias)
     ours.build(x.shape)
     plain.build(x.shape)
