@@ -40,6 +40,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 VARIANTS = {  # name: (cgan-train options, process settings)
     "default": ({}, {}),
     "no dropout in D": ({"d_dropout": 0.0}, {}),
+    "no moving average": ({"ema": 0.0}, {}),
     "Keras's dropout masks": ({"dropout_masks": "keras"}, {}),
     "no op determinism": ({}, {"determinism": False}),
     "unsynchronized batch norm": ({}, {"plain_bn": True}),
@@ -89,7 +90,7 @@ def profile(arch: str, options: dict, settings: dict, steps: int) -> dict:
         return loss
 
     def ema():
-        gan._update_average()
+        gan._average()  # as the step runs it
         return tf.constant(0.0)
 
     stream = iter(run.batches(1))
