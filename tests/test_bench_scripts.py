@@ -306,3 +306,13 @@ def test_layer_profile_times_every_weighted_layer_with_its_counted_flops(load_sc
     assert [r["flops"] for r in rows] == [cfg.batch_size * models.layer_flops(layer)
                                           for layer in weighted]
     assert rows[0]["flops"] > 0
+
+
+def test_speed_shares_are_refused_when_the_peak_moved_during_the_run(load_script):
+    """A busy host once halved the measured peak mid-session: the shares then mean nothing."""
+    bench = load_script("bench_speed")
+    peak = lambda gflops: {"matmul": gflops, "conv": 100.0}  # noqa: E731
+    assert bench.steady_peak(peak(180.0), peak(170.0)) == (peak(180.0), "")
+    kept, warning = bench.steady_peak(peak(88.0), peak(179.0))
+    assert kept == peak(179.0)
+    assert "88 to 179" in warning and "not quiet" in warning
