@@ -12,8 +12,11 @@ warm-up (so no input pipeline), milliseconds per call of:
 
 Variants switch off one suspect at a time: D's dropout (random masks under
 XLA; "Keras's dropout masks" is the step before ``fast_layers.ThreefryDropout``),
-CPU op determinism (``seed_everything`` turns it on), synchronized batch
-normalization, XLA. The numbers say which one the step pays for.
+the moving average, CPU op determinism (``seed_everything`` turns it on),
+synchronized batch normalization, XLA. The numbers say which one the step pays
+for. Two variants put back what an earlier profile removed, side by side with
+the default: D's first convolution and G's last upsampling as XLA convolutions,
+and the moving average's update as separate ops (not compiled).
 
 ``--layers`` instead times each weighted layer of both networks alone, under
 XLA, on random inputs of the batch's size: forward, and forward plus backward
@@ -45,6 +48,8 @@ VARIANTS = {  # name: (cgan-train options, process settings)
     "no op determinism": ({}, {"determinism": False}),
     "unsynchronized batch norm": ({}, {"plain_bn": True}),
     "no XLA": ({"xla": False}, {}),
+    "D's first conv and G's last as XLA convolutions": ({}, {"xla_convs": True}),
+    "moving average not compiled": ({}, {"plain_average": True}),
 }
 
 
@@ -61,6 +66,32 @@ def _timed(fn, args, steps: int) -> float:
     return 1000 * (time.perf_counter() - started) / steps
 
 
+def _convolutions_as_before() -> None:
+    """The forms the two thin layers had before ``profile_step --layers`` found them
+    slow: D's first conv and its label table as XLA convolutions, G's last upsampling
+    as a pixel shuffle. Same function, same weights."""
+    from keras import ops
+
+    from cgan_mnist import fast_layers as fl
+
+    def image_convolution(self, image, kernel):
+        return ops.conv(image, kernel, strides=self.strides, padding="same")
+
+    def label_convolution(self, label, kernel):
+        unit_planes = ops.broadcast_to(  # plane set c is all ones in channel c
+            ops.reshape(ops.eye(self.num_classes, dtype=self.compute_dtype),
+                        (self.num_classes, 1, 1, self.num_classes)),
+            (self.num_classes, *self.plane_shape, self.num_classes))
+        table = ops.conv(unit_planes, kernel, strides=self.strides, padding="same")
+        mixed = ops.matmul(label, ops.reshape(table, (self.num_classes, -1)))
+        return ops.reshape(mixed, (-1, *self.output_plane, self.filters))
+
+    fl.LabelPlaneConv2D._image_convolution = image_convolution
+    fl.LabelPlaneConv2D._label_convolution = label_convolution
+    fl.OverlapAddConv2DTranspose.call = fl.PixelShuffleConv2DTranspose.call
+    fl.OverlapAddConv2DTranspose.TAPS = fl.PixelShuffleConv2DTranspose.TAPS
+
+
 def profile(arch: str, options: dict, settings: dict, steps: int) -> dict:
     import keras
     import tensorflow as tf
@@ -70,11 +101,15 @@ def profile(arch: str, options: dict, settings: dict, steps: int) -> dict:
 
     if settings.get("plain_bn"):
         models._batch_norm = lambda name: keras.layers.BatchNormalization(name=name)
+    if settings.get("xla_convs"):
+        _convolutions_as_before()
     if not settings.get("determinism", True):  # seeded as cgan-train seeds, less determinism
         training.seed_everything = keras.utils.set_random_seed
     cfg = validate_train_options({"arch": arch, "seed": 0, **options})
     run = training.build_run(cfg, data.load("mnist", None))
     gan = run.gan
+    if settings.get("plain_average"):  # as the step ran it before: one op per operation
+        gan._average = tf.function(gan._update_average)
     batch = tuple(next(iter(run.batches(1))))
     real, labels, d_noise, g_noise = batch
 
