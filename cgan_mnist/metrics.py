@@ -114,7 +114,7 @@ def squared_distance_blocks(a: np.ndarray, b: np.ndarray, block_elements: int = 
         yield start, np.maximum(block, 0.0)
 
 
-def knn_radii_sq(points: np.ndarray, k: int) -> np.ndarray:
+def knn_radii_sq(points: np.ndarray, k: int, block_elements: int = BLOCK_ELEMENTS) -> np.ndarray:
     """Squared distance from each point to its k-th nearest other point.
 
     A set of k points or fewer (a collapsed generator's samples, once repeats
@@ -124,9 +124,11 @@ def knn_radii_sq(points: np.ndarray, k: int) -> np.ndarray:
     if k < 1:
         return np.zeros(len(points))
     # Column 0 after partitioning is the point itself (distance 0), so index k
-    # is the k-th nearest *other* point.
-    return np.concatenate([np.partition(block, k, axis=1)[:, k]
-                           for _, block in squared_distance_blocks(points, points)])
+    # is the k-th nearest *other* point. The copy lets each partitioned block go:
+    # a view kept them all (60,000 points: 29 GB, and the OOM killer).
+    return np.concatenate([np.partition(block, k, axis=1)[:, k].copy()
+                           for _, block in squared_distance_blocks(points, points,
+                                                                   block_elements)])
 
 
 def manifold_coverage(queries: np.ndarray, points: np.ndarray, radii_sq: np.ndarray) -> float:
