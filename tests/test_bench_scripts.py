@@ -291,6 +291,7 @@ def test_quality_targets_judge_each_target_and_say_what_was_not_measured(load_sc
     assert mlp["Fréchet distance / mean real reference"][0] == "not measured"
 
 
+@pytest.mark.slow  # compiles 24 small XLA functions: about 10 s
 def test_layer_profile_times_every_weighted_layer_with_its_counted_flops(load_script):
     """profile_step --layers: each weighted layer of cgan-train's default networks, once,
     timed, with models.layer_flops' count for the batch."""
