@@ -17,7 +17,7 @@ from keras import layers, ops
 DROPOUT_MASKS = ("threefry", "keras")  # mirrored by config.DROPOUT_MASKS
 
 
-class _Conv2DTranspose4x4(layers.Conv2DTranspose):
+class _FixedShapeConv2DTranspose(layers.Conv2DTranspose):
     """``Conv2DTranspose(filters, 4, strides=2, padding="same")``, the shape both
     fast forms below compute; only ``filters`` (and the usual options) vary."""
 
@@ -32,7 +32,7 @@ class _Conv2DTranspose4x4(layers.Conv2DTranspose):
 
 
 @keras.saving.register_keras_serializable(package="cgan_mnist")
-class PixelShuffleConv2DTranspose(_Conv2DTranspose4x4):
+class PixelShuffleConv2DTranspose(_FixedShapeConv2DTranspose):
     """``Conv2DTranspose(filters, 4, strides=2, padding="same")``: same weights,
     same result, computed as one stride-1 convolution and a pixel shuffle.
 
@@ -65,7 +65,7 @@ class PixelShuffleConv2DTranspose(_Conv2DTranspose4x4):
 
 
 @keras.saving.register_keras_serializable(package="cgan_mnist")
-class OverlapAddConv2DTranspose(_Conv2DTranspose4x4):
+class OverlapAddConv2DTranspose(_FixedShapeConv2DTranspose):
     """``Conv2DTranspose(filters, 4, strides=2, padding="same")``: same weights,
     same result, computed as one matmul and an overlap-add, for few ``filters``.
 
