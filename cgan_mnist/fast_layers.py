@@ -30,6 +30,16 @@ class _FixedShapeConv2DTranspose(layers.Conv2DTranspose):
             config.pop(fixed)
         return config
 
+    def _interleaved(self, phases):
+        """The output from its four phases ``(a, b)`` (pixels ``(2m + a, 2n + b)``),
+        each ``(batch, height, width, filters)``; plus bias, through the activation."""
+        _, height, width, f = phases[0].shape
+        x = ops.reshape(ops.stack(phases, axis=3), (-1, height, width, 2, 2, f))
+        x = ops.reshape(ops.transpose(x, (0, 1, 3, 2, 4, 5)), (-1, 2 * height, 2 * width, f))
+        if self.use_bias:
+            x = x + self.bias
+        return self.activation(x)
+
 
 @keras.saving.register_keras_serializable(package="cgan_mnist")
 class PixelShuffleConv2DTranspose(_FixedShapeConv2DTranspose):
@@ -57,11 +67,7 @@ class PixelShuffleConv2DTranspose(_FixedShapeConv2DTranspose):
         f = self.filters
         crops = [windows[:, a:a + height, b:b + width, (2 * a + b) * f:(2 * a + b + 1) * f]
                  for a in (0, 1) for b in (0, 1)]
-        x = ops.reshape(ops.stack(crops, axis=3), (-1, height, width, 2, 2, f))
-        x = ops.reshape(ops.transpose(x, (0, 1, 3, 2, 4, 5)), (-1, 2 * height, 2 * width, f))
-        if self.use_bias:
-            x = x + self.bias
-        return self.activation(x)
+        return self._interleaved(crops)
 
 
 @keras.saving.register_keras_serializable(package="cgan_mnist")
@@ -90,11 +96,7 @@ class OverlapAddConv2DTranspose(_FixedShapeConv2DTranspose):
         phases = [sum(padded[:, 1 + di:1 + di + height, 1 + dj:1 + dj + width, ki, kj, :]
                       for ki, di in self.SOURCES[a] for kj, dj in self.SOURCES[b])
                   for a in (0, 1) for b in (0, 1)]
-        x = ops.reshape(ops.stack(phases, axis=3), (-1, height, width, 2, 2, f))
-        x = ops.reshape(ops.transpose(x, (0, 1, 3, 2, 4, 5)), (-1, 2 * height, 2 * width, f))
-        if self.use_bias:
-            x = x + self.bias
-        return self.activation(x)
+        return self._interleaved(phases)
 
 
 @keras.saving.register_keras_serializable(package="cgan_mnist")
