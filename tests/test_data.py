@@ -102,6 +102,7 @@ def test_feeder_keeps_pairs_together_and_reshuffles_per_epoch(tiny_data):
     assert first == again and first != other
 
 
+@pytest.mark.slow  # a second pytest process: about 6 s
 def test_without_the_real_data_its_tests_skip_in_one_line(tmp_path):
     """Without mnist.npz the suite used to give 52 errors with 1,000-line tracebacks."""
     import os

@@ -35,7 +35,8 @@ def test_noise_is_a_function_of_seed_epoch_and_batch(tiny_data):
 
 
 @pytest.mark.parametrize("arch, xla, reuse", [
-    ("mlp", False, False), ("dcgan", False, False), ("dcgan", False, True),
+    ("mlp", False, False), pytest.param("dcgan", False, False, marks=pytest.mark.slow),
+    ("dcgan", False, True),
     pytest.param("dcgan", True, False, marks=pytest.mark.slow),
     pytest.param("mlp", True, True, marks=pytest.mark.slow)])
 def test_one_real_step_changes_both_networks(tiny_data, arch, xla, reuse):
@@ -203,8 +204,9 @@ LEVERS = {"hinge": ({"loss": "hinge"}, False), "r1": ({"r1": 2.0}, False),
                    "lr_decay": 0.2, "total_steps": 100, "reuse_fakes": True}, True)}
 
 
-@pytest.mark.parametrize("arch, lever", [("dcgan", name) for name in LEVERS]
-                         + [("mlp", "all"), ("mlp", "spectral_norm")])
+@pytest.mark.parametrize("arch, lever", [  # the fast tier takes "all"; one at a time is slow
+    pytest.param("dcgan", name, marks=[pytest.mark.slow] * (name != "all")) for name in LEVERS]
+    + [("mlp", "all"), pytest.param("mlp", "spectral_norm", marks=pytest.mark.slow)])
 def test_one_step_with_each_lever_changes_both_networks(tiny_data, arch, lever):
     options, spectral_norm = LEVERS[lever]
     cfg = ModelConfig(arch, latent_dim=16, g_width=8, d_width=8, spectral_norm=spectral_norm)
