@@ -27,12 +27,13 @@ DROPOUT_MASKS = ("threefry", "keras")  # mirrors fast_layers.DROPOUT_MASKS
 FIXED_ON_RESUME = ("dataset", "arch", "latent_dim", "g_width", "d_width", "d_dropout",
                    "batch_size", "limit", "seed", "lr", "d_lr", "beta1", "ema",
                    "label_smoothing", "reuse_fakes", "mixed_precision", "loss", "r1",
-                   "diffaugment", "lr_decay", "spectral_norm", "balanced_batches", "dropout_masks")
+                   "diffaugment", "lr_decay", "spectral_norm", "balanced_batches", "dropout_masks",
+                   "minibatch_stddev")
 # What a run's config.json meant by an option it lacks (it predates the option).
 BEFORE_OPTION = {"d_lr": None, "ema": 0.0, "label_smoothing": 0.0, "reuse_fakes": False,
                  "loss": "bce", "r1": 0.0, "diffaugment": "", "lr_decay": 0.0,
                  "spectral_norm": False, "balanced_batches": False, "eval_per_class": 100,
-                 "dropout_masks": "keras"}
+                 "dropout_masks": "keras", "minibatch_stddev": False}
 D_DROPOUT_BEFORE_OPTION = {"dcgan": 0.0, "mlp": 0.3}  # per architecture
 
 
@@ -59,6 +60,7 @@ class TrainConfig:
     spectral_norm: bool = False  # spectral normalization of D's kernels
     balanced_batches: bool = False  # every batch holds each class equally often (+-1)
     dropout_masks: str = "threefry"  # D's dropout masks under XLA; "keras": Keras's own
+    minibatch_stddev: bool = False  # D's features gain the batch's spread (Karras et al. 2018)
     seed: int | None = None      # None: drawn at random, then recorded
     outdir: str = "."
     data_dir: str | None = None
@@ -85,7 +87,7 @@ _INT = ("epochs", "batch_size", "latent_dim", "g_width", "d_width", "limit", "sa
         "checkpoint_interval", "eval_interval", "eval_per_class", "seed")
 _FLOAT = ("d_dropout", "lr", "d_lr", "beta1", "ema", "label_smoothing", "r1", "lr_decay")
 _BOOL = ("xla", "mixed_precision", "resume", "overwrite", "tensorboard", "reuse_fakes",
-         "spectral_norm", "balanced_batches")
+         "spectral_norm", "balanced_batches", "minibatch_stddev")
 # Sizes past these are typos, not experiments; the memory estimate below bounds their products.
 UPPER_LIMITS = {"epochs": 100_000, "batch_size": 65_536, "latent_dim": 4096, "g_width": 4096,
                 "d_width": 4096, "lr": 1.0, "d_lr": 1.0, "r1": 1000.0, "eval_per_class": 10_000}
@@ -191,7 +193,8 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
 # The options a start-of-run line names when they differ from their defaults.
 _SHOWN_WHEN_CHANGED = ("latent_dim", "g_width", "d_width", "d_dropout", "dropout_masks", "beta1",
                        "label_smoothing", "reuse_fakes", "loss", "r1", "diffaugment", "lr_decay",
-                       "spectral_norm", "balanced_batches", "mixed_precision", "xla", "strategy")
+                       "spectral_norm", "balanced_batches", "minibatch_stddev",
+                       "mixed_precision", "xla", "strategy")
 
 
 def changed_options(cfg: TrainConfig) -> list[str]:

@@ -24,6 +24,11 @@ embedding of the projection included, is spectrally normalized in training:
 ``keras.layers.SpectralNormalization`` around the Dense and Conv2D layers
 (in float32, so that under mixed precision the float32 kernel it rewrites is
 not rounded to 16 bits), and the same power iteration inside LabelPlaneConv2D.
+
+With ``minibatch_stddev`` (Karras et al., 2018, section 3) D's last features get
+one more channel: how much the batch varies (:class:`MinibatchStddev`). A batch of
+fakes narrower than a batch of real digits is then visible to D, and G is pushed
+towards variety.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 from .config import ARCHS
 from .fast_layers import (LabelPlaneConv2D, OverlapAddConv2DTranspose,
@@ -53,6 +58,7 @@ class ModelConfig:
     d_dropout: float = 0.0  # dropout rate after each of D's hidden layers (0: none)
     spectral_norm: bool = False  # D's kernels spectrally normalized in training
     dropout_masks: str = "threefry"  # "keras": Keras's own masks (fast_layers.ThreefryDropout)
+    minibatch_stddev: bool = False  # D's features gain the batch's spread (MinibatchStddev)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -159,7 +165,7 @@ def _mlp_discriminator_features(image, label, cfg: ModelConfig):
         x = _normalized(cfg, layers.Dense(units, name=f"dense{i + 1}"))(x)
         x = layers.LeakyReLU(0.2, name=f"lrelu{i + 1}")(x)
         x = _dropout(cfg, f"dropout{i + 1}")(x)
-    return x
+    return _with_spread(cfg, x)
 
 
 def _dcgan_discriminator_features(image, label, cfg: ModelConfig):
@@ -171,7 +177,29 @@ def _dcgan_discriminator_features(image, label, cfg: ModelConfig):
                                        name="down7"))(x)
     x = layers.LeakyReLU(0.2, name="lrelu2")(x)
     x = _dropout(cfg, "dropout2")(x)
-    return layers.Flatten(name="features")(x)
+    return layers.Flatten(name="features")(_with_spread(cfg, x))
+
+
+def _with_spread(cfg: ModelConfig, x):
+    return MinibatchStddev(name="minibatch_stddev")(x) if cfg.minibatch_stddev else x
+
+
+@keras.saving.register_keras_serializable(package="cgan_mnist")
+class MinibatchStddev(layers.Layer):
+    """One more channel, the same for every sample of the batch: the standard
+    deviation of each feature (at each position) over the batch, averaged over
+    features and positions (Karras et al., 2018, section 3; the whole batch is
+    one group). D is called on a batch of real or of generated images, never a
+    mix, so the channel tells a narrow batch from a varied one."""
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        spread = ops.mean(ops.sqrt(ops.var(x, axis=0) + 1e-8))
+        channel = ops.ones_like(inputs[..., :1]) * ops.cast(spread, inputs.dtype)
+        return ops.concatenate([inputs, channel], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 1)
 
 
 def _dropout(cfg: ModelConfig, name: str):

@@ -77,6 +77,10 @@ def add_model_options(p: argparse.ArgumentParser, d: TrainConfig) -> None:
         help="every batch holds each class equally often (within 1); an epoch keeps its "
              "length, so rare classes' images repeat and common ones' are partly skipped; "
              "default: off (plain shuffling)")
+    add("--minibatch-stddev", action=argparse.BooleanOptionalAction, default=None,
+        help="D's last features gain one channel, the batch's standard deviation averaged "
+             "over features (Karras et al. 2018), so that D sees a batch of fakes that lacks "
+             "variety; default: off")
 
 
 def add_run_options(p: argparse.ArgumentParser, d: TrainConfig) -> None:

@@ -72,7 +72,7 @@ def model_config(cfg: TrainConfig, num_classes: int):
     from .models import ModelConfig
 
     return ModelConfig(cfg.arch, cfg.latent_dim, num_classes, cfg.g_width, cfg.d_width,
-                       cfg.d_dropout, cfg.spectral_norm, cfg.dropout_masks)
+                       cfg.d_dropout, cfg.spectral_norm, cfg.dropout_masks, cfg.minibatch_stddev)
 
 
 def gan_options(cfg: TrainConfig, steps_per_epoch: int) -> dict:

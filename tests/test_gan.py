@@ -196,20 +196,22 @@ def test_with_all_levers_off_the_step_is_the_one_from_before_them(tiny_data):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-LEVERS = {"hinge": ({"loss": "hinge"}, False), "r1": ({"r1": 2.0}, False),
-          "diffaugment": ({"diffaugment": "translation,cutout"}, False),
-          "lr_decay": ({"lr_decay": 0.5, "total_steps": 4}, False),
-          "spectral_norm": ({}, True),
+SN, MBSTD = {"spectral_norm": True}, {"minibatch_stddev": True}
+LEVERS = {"hinge": ({"loss": "hinge"}, {}), "r1": ({"r1": 2.0}, {}),  # (CGAN's, ModelConfig's)
+          "diffaugment": ({"diffaugment": "translation,cutout"}, {}),
+          "lr_decay": ({"lr_decay": 0.5, "total_steps": 4}, {}),
+          "spectral_norm": ({}, SN), "minibatch_stddev": ({}, MBSTD),
           "all": ({"loss": "hinge", "r1": 1.0, "diffaugment": "cutout,translation",
-                   "lr_decay": 0.2, "total_steps": 100, "reuse_fakes": True}, True)}
+                   "lr_decay": 0.2, "total_steps": 100, "reuse_fakes": True}, {**SN, **MBSTD})}
 
 
 @pytest.mark.parametrize("arch, lever", [  # the fast tier takes "all"; one at a time is slow
     pytest.param("dcgan", name, marks=[pytest.mark.slow] * (name != "all")) for name in LEVERS]
     + [("mlp", "all"), pytest.param("mlp", "spectral_norm", marks=pytest.mark.slow)])
 def test_one_step_with_each_lever_changes_both_networks(tiny_data, arch, lever):
-    options, spectral_norm = LEVERS[lever]
-    cfg = ModelConfig(arch, latent_dim=16, g_width=8, d_width=8, spectral_norm=spectral_norm)
+    options, model_options = LEVERS[lever]
+    spectral_norm = model_options.get("spectral_norm", False)
+    cfg = ModelConfig(arch, latent_dim=16, g_width=8, d_width=8, **model_options)
     gan = CGAN(*build_models(cfg), **options)
     batch = _batch(tiny_data, 16, latent_dim=16, uniforms=gan.uniforms)
     g_before = [w.numpy() for w in gan.generator.trainable_weights]

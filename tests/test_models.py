@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from cgan_mnist.models import (LabelPlaneConv2D, ModelConfig, OverlapAddConv2DTranspose,
-                               PixelShuffleConv2DTranspose, build_models, forward_flops)
+                               PixelShuffleConv2DTranspose, build_discriminator, build_models,
+                               forward_flops)
 
 
 @pytest.fixture(scope="module", params=["mlp", "dcgan"])
@@ -302,3 +303,38 @@ def test_r1_is_counted_in_the_training_flops():
     g, d = forward_flops(generator), forward_flops(discriminator)
     assert training_flops_per_image(generator, discriminator) == 4 * g + 9 * d
     assert training_flops_per_image(generator, discriminator, r1=True) == 4 * g + 15 * d
+
+
+def test_minibatch_stddev_adds_the_batch_spread_as_one_channel():
+    """Karras et al. (2018): the per-feature standard deviation over the batch, averaged,
+    as one more channel for every sample; a batch of copies gets (almost) 0."""
+    from cgan_mnist.models import MinibatchStddev
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(6, 7, 7, 5)).astype("float32") * 2.0
+    out = MinibatchStddev()(x).numpy()
+    assert out.shape == (6, 7, 7, 6)
+    np.testing.assert_array_equal(out[..., :5], x)
+    want = np.mean(np.sqrt(x.var(axis=0) + 1e-8))
+    np.testing.assert_allclose(out[..., 5], want, rtol=1e-5)
+    copies = MinibatchStddev()(np.repeat(x[:1], 6, axis=0)).numpy()[..., 5]
+    assert np.all(copies < 1e-3) and want > 1.0
+    flat = MinibatchStddev()(x.reshape(6, -1)).numpy()
+    assert flat.shape == (6, 246) and np.allclose(flat[:, -1], want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "mlp"])
+def test_with_minibatch_stddev_d_judges_a_sample_by_its_batch(arch):
+    """D's logit for one image changes with the rest of the batch (and only then)."""
+    cfg = ModelConfig(arch, latent_dim=8, g_width=8, d_width=8, minibatch_stddev=True)
+    discriminator = build_discriminator(cfg)
+    assert discriminator.get_layer("minibatch_stddev") is not None
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, size=(4, 28, 28, 1)).astype("float32")
+    labels = np.eye(10, dtype="float32")[[1, 2, 3, 4]]
+    varied = discriminator([images, labels], training=False).numpy()[0]
+    same = np.repeat(images[:1], 4, axis=0)
+    narrow = discriminator([same, labels[[0, 0, 0, 0]]], training=False).numpy()[0]
+    assert not np.allclose(varied, narrow)
+    plain = build_discriminator(ModelConfig(arch, latent_dim=8, g_width=8, d_width=8))
+    assert all(layer.name != "minibatch_stddev" for layer in plain.layers)
