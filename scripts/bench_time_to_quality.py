@@ -136,7 +136,7 @@ def main() -> None:
         print(json.dumps({**measure_peer(args.peer, args.seed), "minutes": args.peer}))
         return
 
-    from bench_speed import machine
+    from machine_peak import machine
 
     outdir = args.outdir or Path(tempfile.mkdtemp(prefix="time_to_quality_"))
     results = [watch_training(arch, outdir / arch, args.budget_minutes, args.seed)

@@ -175,7 +175,7 @@ def layer_rows(arch: str, steps: int) -> list[dict]:
 
 
 def print_layers(arch: str, steps: int) -> None:
-    from bench_speed import measure_peak
+    from machine_peak import measure_peak
 
     peak = measure_peak(2.0)["matmul"]
     rows = layer_rows(arch, steps)
@@ -202,7 +202,7 @@ def main() -> None:
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.layers:
-        from bench_speed import machine
+        from machine_peak import machine
 
         print(f"Machine: {machine()}\n")
         print_layers(args.arch, args.steps)
@@ -211,7 +211,7 @@ def main() -> None:
         print(json.dumps(profile(args.arch, *VARIANTS[args.one], args.steps)))
         return
 
-    from bench_speed import machine
+    from machine_peak import machine
 
     print(f"Machine: {machine()}\n")
     print(f"{args.arch}: milliseconds per call, {args.steps} calls on one batch after warm-up\n")
