@@ -20,8 +20,8 @@ peak memory is that configuration's own), and reports:
 
 Each row's share is of its own peak: the float32 matmul rate measured in the
 row's process just before and just after its timed steps (the larger kept). A
-shared host drifts over a 15-minute run (this session's peaks: 137 -> 163,
-146 -> 124 GFLOP/s), so one peak for the whole run misjudged the later rows.
+shared host drifts over a 15-minute run (peaks of 137 -> 163 and 146 -> 124
+GFLOP/s were measured), so one peak for the whole run misjudged the later rows.
 A row whose two peaks differ by more than 15% ran on a machine that changed
 under it; each row keeps its fastest steady round, and if a row had none,
 nothing is written. The run's own peak, before and after, is printed
@@ -55,7 +55,7 @@ from machine_peak import (cpu, is_steady, machine, measure_peak, own_peak,  # no
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCH_IMAGES, EPOCHS = 60000, 40
-TARGET_SHARE = 0.60    # of the float32 peak measured in the same run (the speed issue)
+TARGET_SHARE = 0.60    # of the float32 matmul peak measured beside the row (the speed issue)
 TARGET_PEER_RATIO = 8  # the dcgan's images/s over the keras.io recipe's, in the same run
 TARGET_MEMORY_MIB = 2048  # peak resident memory while training, every row of ours
 
@@ -202,8 +202,6 @@ def write_benchmarks(text: str, kind: str, path: Path = ROOT / "BENCHMARKS.md") 
     else:
         new = old.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(new)
-
-
 
 
 def best_of(rounds: int, configs: list[tuple]) -> list[dict]:

@@ -15,6 +15,24 @@ import time
 VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
 
 
+def _rate(fn, flops: float, seconds: float) -> float:
+    """GFLOP/s of ``fn`` (``flops`` a call), timed for ``seconds`` after two warm-up calls."""
+    fn(), fn()  # warm-up (and compilation)
+    n, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        fn().numpy()
+        n += 1
+    return n * flops / (time.perf_counter() - started) / 1e9
+
+
+def _matmul_rate(size: int, xla: bool, seconds: float) -> float:
+    import tensorflow as tf
+
+    a = tf.random.normal((size, size))
+    fn = tf.function(lambda: tf.reduce_sum(tf.matmul(a, a)), jit_compile=xla)
+    return _rate(fn, 2 * size**3, seconds)
+
+
 def measure_peak(seconds: float) -> dict:
     """GFLOP/s of large float32 matmuls and a large 3x3 convolution.
 
@@ -24,44 +42,20 @@ def measure_peak(seconds: float) -> dict:
     """
     import tensorflow as tf
 
-    def rate(fn, flops):
-        fn(), fn()  # warm-up (and compilation)
-        n, started = 0, time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            fn().numpy()
-            n += 1
-        return n * flops / (time.perf_counter() - started) / 1e9
-
-    matmul = {}
-    for size in (1024, 2048, 4096):
-        a = tf.random.normal((size, size))
-        for xla in (False, True):
-            fn = tf.function(lambda a=a: tf.reduce_sum(tf.matmul(a, a)), jit_compile=xla)
-            matmul[f"{size}{' xla' if xla else ''}"] = rate(fn, 2 * size**3)
+    matmul = {f"{size}{' xla' if xla else ''}": _matmul_rate(size, xla, seconds)
+              for size in (1024, 2048, 4096) for xla in (False, True)}
     best = max(matmul, key=matmul.get)
     x, k = tf.random.normal((64, 56, 56, 64)), tf.random.normal((3, 3, 64, 64))
     conv = tf.function(lambda: tf.reduce_sum(tf.nn.conv2d(x, k, 1, "SAME")))
     return {"matmul": matmul[best], "matmul_all": matmul,
-            "conv": rate(conv, 2 * 64 * 56 * 56 * 64 * 9 * 64)}
+            "conv": _rate(conv, 2 * 64 * 56 * 56 * 64 * 9 * 64, seconds)}
 
 
 def row_peak(seconds: float = 1.0) -> float:
     """The matmul peak at the two sizes that were best on every machine measured so far
     (1024 and 2048, with XLA), for one row's own share; with the thread settings of the
     row's process (so a one-thread row is judged against one core)."""
-    import tensorflow as tf
-
-    best = 0.0
-    for size in (1024, 2048):
-        a = tf.random.normal((size, size))
-        fn = tf.function(lambda a=a: tf.reduce_sum(tf.matmul(a, a)), jit_compile=True)
-        fn(), fn()
-        n, started = 0, time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            fn().numpy()
-            n += 1
-        best = max(best, n * 2 * size**3 / (time.perf_counter() - started) / 1e9)
-    return best
+    return max(_matmul_rate(size, True, seconds) for size in (1024, 2048))
 
 
 def is_steady(row: dict, tolerance: float = 0.15) -> bool:
