@@ -275,6 +275,12 @@ CPU_ONLY_MARKERS = {
 }
 
 
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker per core this process may use, at most 4 (each worker is a
+    TensorFlow process of about 1.5 GB; more than 4 gained nothing on tests this small)."""
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
 def pytest_runtest_setup(item):
     for name, why in CPU_ONLY_MARKERS.items():
         if item.get_closest_marker(name) is not None and _visible_gpus():

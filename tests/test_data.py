@@ -110,8 +110,9 @@ def test_without_the_real_data_its_tests_skip_in_one_line(tmp_path):
     import sys
 
     env = {**os.environ, "CGAN_TEST_NO_REAL_DATA": "1", "CGAN_DATA_DIR": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
-                             f"{__file__}::test_real_mnist_loads"], env=env, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-n0", "-p",
+                             "no:cacheprovider", f"{__file__}::test_real_mnist_loads"],
+                            env=env, capture_output=True,
                             text=True, timeout=120, cwd=Path(__file__).parents[1])
     assert result.returncode == 0, result.stdout
     assert "1 skipped" in result.stdout and "error" not in result.stdout.lower()

@@ -260,13 +260,13 @@ def test_the_r1_penalty_is_half_gamma_times_the_squared_input_gradient(tiny_data
 
 @pytest.mark.slow
 @pytest.mark.cpu_only_determinism
-@pytest.mark.parametrize("arch", ["dcgan", "mlp"])
-def test_r1_and_diffaugment_compile_with_xla_to_the_same_step(tiny_data, arch):
+def test_r1_and_diffaugment_compile_with_xla_to_the_same_step(tiny_data):
     """The double backward of R1 and the augmentations compile under XLA and agree with
-    the step without it."""
+    the step without it (the dcgan: its convolutions and augmented images are the harder
+    case; the mlp's step is the same code over dense layers)."""
     import keras
 
-    cfg = ModelConfig(arch, latent_dim=16, g_width=8, d_width=8, spectral_norm=True)
+    cfg = ModelConfig("dcgan", latent_dim=16, g_width=8, d_width=8, spectral_norm=True)
     results = []
     for jit in (False, True):
         keras.utils.set_random_seed(2)
