@@ -332,3 +332,23 @@ def test_speed_shares_are_refused_when_the_peak_moved_during_the_run(load_script
                          "pipeline_images_per_s": 50000.0, "peak_rss_mib": 1200.0,
                          "peak_before": 100.0, "peak_after": 160.0}]).splitlines()[-1]
     assert "| 80.0 | 100 / 160 (unsteady) | 50% |" in line  # of the row's own, larger peak
+
+
+def test_only_an_unsteady_row_that_a_target_is_judged_on_blocks_writing(load_script):
+    """Stop 23's run was refused for a comparison row (one thread) alone; now such a row is
+    written marked, and only "now" or the keras.io recipe without a steady round blocks."""
+    bench = load_script("bench_speed")
+
+    def row(arch, column, ips, before=100.0, after=100.0):
+        return {"arch": arch, "column": column, "images_per_s": ips, "flops_per_image": 40e6,
+                "peak_rss_mib": 1000.0, "peak_before": before, "peak_after": after}
+
+    rows = [row("mlp", "before", 1000.0), row("mlp", "now", 2000.0),
+            row("mlp", "now, 1 intra-op thread", 1200.0, after=60.0),
+            row("keras.io", "recipe, Model.fit", 100.0)]
+    assert bench.unsteady_judged(rows) == []
+    assert "now, 1 intra-op thread / now = 0.60x (unsteady)" in bench.verdicts(rows)[0]
+    assert "now / before (XLA) = 2.00x;" in bench.verdicts(rows)[0]  # steady: unmarked
+    rows[1]["peak_after"] = 130.0
+    rows[3]["peak_before"] = 70.0
+    assert bench.unsteady_judged(rows) == ["mlp now", "keras.io recipe, Model.fit"]
