@@ -28,12 +28,12 @@ FIXED_ON_RESUME = ("dataset", "arch", "latent_dim", "g_width", "d_width", "d_dro
                    "batch_size", "limit", "seed", "lr", "d_lr", "beta1", "ema",
                    "label_smoothing", "reuse_fakes", "mixed_precision", "loss", "r1",
                    "diffaugment", "lr_decay", "spectral_norm", "balanced_batches", "dropout_masks",
-                   "minibatch_stddev")
+                   "minibatch_stddev", "mode_seeking")
 # What a run's config.json meant by an option it lacks (it predates the option).
 BEFORE_OPTION = {"d_lr": None, "ema": 0.0, "label_smoothing": 0.0, "reuse_fakes": False,
                  "loss": "bce", "r1": 0.0, "diffaugment": "", "lr_decay": 0.0,
                  "spectral_norm": False, "balanced_batches": False, "eval_per_class": 100,
-                 "dropout_masks": "keras", "minibatch_stddev": False}
+                 "dropout_masks": "keras", "minibatch_stddev": False, "mode_seeking": 0.0}
 D_DROPOUT_BEFORE_OPTION = {"dcgan": 0.0, "mlp": 0.3}  # per architecture
 
 
@@ -61,6 +61,7 @@ class TrainConfig:
     balanced_batches: bool = False  # every batch holds each class equally often (+-1)
     dropout_masks: str = "threefry"  # D's dropout masks under XLA; "keras": Keras's own
     minibatch_stddev: bool = False  # D's features gain the batch's spread (Karras et al. 2018)
+    mode_seeking: float = 0.0    # weight of G's mode-seeking term (Mao et al. 2019); 0: none
     seed: int | None = None      # None: drawn at random, then recorded
     outdir: str = "."
     data_dir: str | None = None
@@ -85,12 +86,14 @@ _STR = ("dataset", "arch", "outdir", "strategy", "data_dir", "loss", "diffaugmen
         "dropout_masks")
 _INT = ("epochs", "batch_size", "latent_dim", "g_width", "d_width", "limit", "sample_interval",
         "checkpoint_interval", "eval_interval", "eval_per_class", "seed")
-_FLOAT = ("d_dropout", "lr", "d_lr", "beta1", "ema", "label_smoothing", "r1", "lr_decay")
+_FLOAT = ("d_dropout", "lr", "d_lr", "beta1", "ema", "label_smoothing", "r1", "lr_decay",
+          "mode_seeking")
 _BOOL = ("xla", "mixed_precision", "resume", "overwrite", "tensorboard", "reuse_fakes",
          "spectral_norm", "balanced_batches", "minibatch_stddev")
 # Sizes past these are typos, not experiments; the memory estimate below bounds their products.
 UPPER_LIMITS = {"epochs": 100_000, "batch_size": 65_536, "latent_dim": 4096, "g_width": 4096,
-                "d_width": 4096, "lr": 1.0, "d_lr": 1.0, "r1": 1000.0, "eval_per_class": 10_000}
+                "d_width": 4096, "lr": 1.0, "d_lr": 1.0, "r1": 1000.0, "mode_seeking": 100.0,
+                "eval_per_class": 10_000}
 
 
 def _flag(name: str) -> str:
@@ -168,6 +171,7 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
     _check_fraction(given, "label_smoothing", "D's target for real images is 1 minus it, e.g. 0.1")
     _check_fraction(given, "lr_decay", "the last fraction of the steps, e.g. 0.2")
     _check_range(given, "r1", 0.0)
+    _check_range(given, "mode_seeking", 0.0)
     _check_range(given, "beta1", 0.0, 0.999999)
     _check_loss(given)
     _check_range(given, "seed", high=2**31 - 1)
@@ -193,7 +197,7 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
 # The options a start-of-run line names when they differ from their defaults.
 _SHOWN_WHEN_CHANGED = ("latent_dim", "g_width", "d_width", "d_dropout", "dropout_masks", "beta1",
                        "label_smoothing", "reuse_fakes", "loss", "r1", "diffaugment", "lr_decay",
-                       "spectral_norm", "balanced_batches", "minibatch_stddev",
+                       "spectral_norm", "balanced_batches", "minibatch_stddev", "mode_seeking",
                        "mixed_precision", "xla", "strategy")
 
 

@@ -29,7 +29,10 @@ Quality levers, all off by default (the step is then the one above, op for op):
   augmented differentiably (Zhao et al., 2020; ``augment``);
 * ``lr_decay`` > 0: both learning rates fall linearly to 0 over that last
   fraction of ``total_steps`` (``LinearDecayTail``, driven by the optimizers'
-  step counts, so it resumes exactly).
+  step counts, so it resumes exactly);
+* ``mode_seeking`` > 0: G's loss gains that weight times ``mode_seeking_term``,
+  which falls as fakes of one class drawn from different noise differ more
+  (Mao et al., 2019).
 
 The noise comes with the batch (``with_noise``): it is a pure function of
 (seed, epoch, batch index), so a run repeats exactly, a resumed run continues
@@ -82,7 +85,8 @@ class CGAN:
                  lr: float = 2e-4, d_lr: float | None = None, beta1: float = 0.5,
                  ema: float = 0.0, label_smoothing: float = 0.0, reuse_fakes: bool = False,
                  loss: str = "bce", r1: float = 0.0, diffaugment: str = "",
-                 lr_decay: float = 0.0, total_steps: int | None = None,
+                 lr_decay: float = 0.0, mode_seeking: float = 0.0,
+                 total_steps: int | None = None,
                  global_batch_size: int | None = None,
                  jit_compile: bool = False, loss_scaling: bool = False,
                  strategy: tf.distribute.Strategy | None = None):
@@ -93,7 +97,8 @@ class CGAN:
         PyTorch's DCGAN example) instead of drawing new ones. ``loss``: "bce" or "hinge";
         ``r1``: the weight gamma of the R1 penalty; ``diffaugment``: a policy such as
         "translation,cutout"; ``lr_decay``: the last fraction of ``total_steps`` over
-        which both learning rates fall linearly to 0."""
+        which both learning rates fall linearly to 0; ``mode_seeking``: the weight of
+        ``mode_seeking_term`` in G's loss."""
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; expected one of {LOSSES}")
         if lr_decay and not total_steps:
@@ -107,7 +112,7 @@ class CGAN:
         self.ema = float(ema)
         self.real_target = 1.0 - float(label_smoothing)
         self.reuse_fakes = bool(reuse_fakes)
-        self.loss, self.r1 = loss, float(r1)
+        self.loss, self.r1, self.mode_seeking = loss, float(r1), float(mode_seeking)
         self.policy = augment.parse_policy(diffaugment)
         # DiffAugment's random numbers per image: for the real images, the D update's
         # fakes and the G update's fakes (``with_noise(..., uniforms=...)`` draws them).
@@ -162,7 +167,7 @@ class CGAN:
             real_images, labels, fake_images, (see_real, see_fake))
         with tf.GradientTape() as tape:
             fake_images = self.generator([g_noise, labels], training=True)
-            g_loss = self._generator_loss(fake_images, labels, see_g_fake)
+            g_loss = self._generator_loss(fake_images, labels, g_noise, see_g_fake)
             g_scaled = _scaled(self.g_optimizer, g_loss)
         _apply(self.g_optimizer, tape, g_scaled, self.generator.trainable_variables)
         return self._metrics(d_loss, g_loss, real_logits, fake_logits)
@@ -176,7 +181,7 @@ class CGAN:
             with tape.stop_recording():
                 d_loss, real_logits, fake_logits = self._update_discriminator(
                     real_images, labels, fake_images, (see_real, see_fake))
-            g_loss = self._generator_loss(fake_images, labels, see_g_fake)
+            g_loss = self._generator_loss(fake_images, labels, noise, see_g_fake)
             g_scaled = _scaled(self.g_optimizer, g_loss)
         _apply(self.g_optimizer, tape, g_scaled, self.generator.trainable_variables)
         return self._metrics(d_loss, g_loss, real_logits, fake_logits)
@@ -228,15 +233,20 @@ class CGAN:
         return self._mean(self._bce(real_targets, real_logits)
                           + self._bce(tf.zeros_like(fake_logits), fake_logits))
 
-    def _generator_loss(self, fake_images, labels, see_fake=None):
+    def _generator_loss(self, fake_images, labels, noise, see_fake=None):
         """Non-saturating: G wants D to call its fakes real (target 1); hinge: G raises
-        D's logits for its fakes."""
+        D's logits for its fakes. Plus, with ``mode_seeking``, this replica's share of
+        its term (the term of its own fakes, before any augmentation)."""
+        spread = 0.0
+        if self.mode_seeking:
+            spread = self.mode_seeking * mode_seeking_term(fake_images, noise, labels) \
+                / self.strategy.num_replicas_in_sync
         if see_fake is not None:
             fake_images = see_fake(fake_images)
         g_logits = self.discriminator([fake_images, labels], training=True)
         if self.loss == "hinge":
-            return self._mean(-g_logits[:, 0])
-        return self._mean(self._bce(tf.ones_like(g_logits), g_logits))
+            return self._mean(-g_logits[:, 0]) + spread
+        return self._mean(self._bce(tf.ones_like(g_logits), g_logits)) + spread
 
     def _metrics(self, d_loss, g_loss, real_logits, fake_logits) -> dict:
         d_real = self._mean(tf.sigmoid(real_logits)[:, 0])
@@ -271,6 +281,23 @@ class CGAN:
                             for v in model.variables if "seed_generator_state" in v.path],
             **({"generator_ema": self.generator_ema} if self.generator_ema is not None else {}),
         }
+
+
+def mode_seeking_term(images, noise, labels):
+    """1 / (d_image / d_noise + 1e-5) (Mao et al., 2019, as their code computes it): d_image
+    and d_noise are the mean absolute differences of images and of noise over pairs of one
+    class, the neighbours of a batch sorted by class (their pairs: two draws for one
+    label). G lowers it by drawing one class's fakes apart. 0 when no class has a pair."""
+    classes = tf.argmax(labels, axis=-1)
+    order = tf.argsort(classes, stable=True)
+    classes = tf.gather(classes, order)
+    images = tf.cast(tf.gather(images, order), tf.float32)
+    noise = tf.cast(tf.gather(noise, order), tf.float32)
+    pair = tf.cast(tf.equal(classes[1:], classes[:-1]), tf.float32)
+    d_image = tf.reduce_sum(pair * tf.reduce_mean(tf.abs(images[1:] - images[:-1]), [1, 2, 3]))
+    d_noise = tf.reduce_sum(pair * tf.reduce_mean(tf.abs(noise[1:] - noise[:-1]), 1))
+    ratio = tf.math.divide_no_nan(d_image, d_noise)
+    return tf.where(tf.reduce_sum(pair) > 0, 1.0 / (ratio + 1e-5), 0.0)
 
 
 def _copy(model: keras.Model) -> keras.Model:

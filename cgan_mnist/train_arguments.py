@@ -64,6 +64,10 @@ def add_model_options(p: argparse.ArgumentParser, d: TrainConfig) -> None:
         help="R1 penalty on real images (Mescheder et al. 2018): D's loss plus GAMMA/2 times "
              "the mean squared norm of D's gradient with respect to the image, e.g. 1 "
              f"(default {d.r1}: none)")
+    add("--mode-seeking", type=number, metavar="LAMBDA",
+        help="mode seeking (Mao et al. 2019): G's loss plus LAMBDA over the ratio of image "
+             "distance to noise distance between its fakes of one class, pushing fakes "
+             f"apart, e.g. 1 (default {d.mode_seeking}: none)")
     add("--diffaugment", metavar="POLICY",
         help=f"DiffAugment (Zhao et al. 2020): augment every image D sees, comma-separated "
              f"among {', '.join(AUGMENTATIONS)}, e.g. translation,cutout (default: none)")

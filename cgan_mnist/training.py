@@ -83,7 +83,8 @@ def gan_options(cfg: TrainConfig, steps_per_epoch: int) -> dict:
     return {"lr": cfg.lr, "d_lr": cfg.d_lr, "beta1": cfg.beta1, "ema": cfg.ema,
             "label_smoothing": cfg.label_smoothing, "reuse_fakes": cfg.reuse_fakes,
             "loss": cfg.loss, "r1": cfg.r1, "diffaugment": cfg.diffaugment,
-            "lr_decay": cfg.lr_decay, "total_steps": cfg.epochs * steps_per_epoch}
+            "lr_decay": cfg.lr_decay, "mode_seeking": cfg.mode_seeking,
+            "total_steps": cfg.epochs * steps_per_epoch}
 
 
 # --- the data a run trains on ------------------------------------------------------

@@ -119,7 +119,8 @@ def profile(arch: str, options: dict, settings: dict, steps: int) -> dict:
 
     def g_update(labels, g_noise):
         with tf.GradientTape() as tape:
-            loss = gan._generator_loss(gan.generator([g_noise, labels], training=True), labels)
+            loss = gan._generator_loss(gan.generator([g_noise, labels], training=True), labels,
+                                       g_noise)
         grads = tape.gradient(loss, gan.generator.trainable_variables)
         gan.g_optimizer.apply_gradients(zip(grads, gan.generator.trainable_variables))
         return loss

@@ -52,6 +52,10 @@ def test_defaults_are_resolved_and_seed_recorded():
     ({"spectral_norm": 1}, "--spectral-norm"),
     ({"balanced_batches": "yes"}, "--balanced-batches"),
     ({"minibatch_stddev": "on"}, "--minibatch-stddev"),
+    ({"mode_seeking": -1.0}, "--mode-seeking"),
+    ({"mode_seeking": float("inf")}, "--mode-seeking"),
+    ({"mode_seeking": 1e4}, "--mode-seeking"),
+    ({"mode_seeking": "1"}, "--mode-seeking"),
 ])
 def test_bad_options_name_the_flag(options, flag):
     with pytest.raises(UsageError, match=flag):
@@ -76,7 +80,7 @@ def test_resuming_a_run_from_before_an_option_keeps_its_old_meaning():
     stored = TrainConfig(arch="dcgan", seed=4, epochs=5).to_dict()
     del stored["ema"], stored["d_lr"], stored["label_smoothing"], stored["reuse_fakes"]
     for name in ("loss", "r1", "diffaugment", "lr_decay", "spectral_norm", "balanced_batches",
-                 "minibatch_stddev"):
+                 "minibatch_stddev", "mode_seeking"):
         del stored[name]
     cfg = validate_train_options({"resume": True, "epochs": 10}, stored)
     assert cfg.ema == 0.0 and cfg.d_lr is None and cfg.label_smoothing == 0.0
@@ -88,7 +92,8 @@ def test_resuming_a_run_from_before_an_option_keeps_its_old_meaning():
                         ("--lr-decay 0.2", {"lr_decay": 0.2}),
                         ("--spectral-norm True", {"spectral_norm": True}),
                         ("--balanced-batches True", {"balanced_batches": True}),
-                        ("--minibatch-stddev True", {"minibatch_stddev": True})):
+                        ("--minibatch-stddev True", {"minibatch_stddev": True}),
+                        ("--mode-seeking 1.0", {"mode_seeking": 1.0})):
         with pytest.raises(UsageError, match=f"{flag} differs"):
             validate_train_options({"resume": True, **value}, stored)
     with pytest.raises(UsageError, match="--label-smoothing 0.1 differs"):
@@ -169,7 +174,7 @@ def test_the_quality_levers_are_off_by_default_and_checked():
     cfg = validate_train_options({})
     assert (cfg.loss, cfg.r1, cfg.diffaugment, cfg.lr_decay) == ("bce", 0.0, "", 0.0)
     assert cfg.spectral_norm is False and cfg.balanced_batches is False
-    assert cfg.minibatch_stddev is False
+    assert cfg.minibatch_stddev is False and cfg.mode_seeking == 0.0
     assert validate_train_options({"diffaugment": " translation , cutout"}).diffaugment == \
         "translation,cutout"
     assert validate_train_options({"diffaugment": "cutout,translation"}).diffaugment == \

@@ -201,8 +201,10 @@ LEVERS = {"hinge": ({"loss": "hinge"}, {}), "r1": ({"r1": 2.0}, {}),  # (CGAN's,
           "diffaugment": ({"diffaugment": "translation,cutout"}, {}),
           "lr_decay": ({"lr_decay": 0.5, "total_steps": 4}, {}),
           "spectral_norm": ({}, SN), "minibatch_stddev": ({}, MBSTD),
+          "mode_seeking": ({"mode_seeking": 1.0}, {}),
           "all": ({"loss": "hinge", "r1": 1.0, "diffaugment": "cutout,translation",
-                   "lr_decay": 0.2, "total_steps": 100, "reuse_fakes": True}, {**SN, **MBSTD})}
+                   "lr_decay": 0.2, "total_steps": 100, "reuse_fakes": True,
+                   "mode_seeking": 1.0}, {**SN, **MBSTD})}
 
 
 @pytest.mark.parametrize("arch, lever", [  # the fast tier takes "all"; one at a time is slow
@@ -237,7 +239,7 @@ def test_hinge_losses_are_those_of_lim_and_ye():
     assert float(gan._discriminator_loss(real, fake)) == pytest.approx((2.5 + 2.5) / 3)
     calls = []
     gan.discriminator = lambda inputs, training: calls.append(training) or fake
-    assert float(gan._generator_loss(None, None)) == pytest.approx(-(-3.0 + 0.0 + 0.5) / 3)
+    assert float(gan._generator_loss(None, None, None)) == pytest.approx(-(-3.0 + 0.0 + 0.5) / 3)
     with pytest.raises(ValueError, match="unknown loss"):
         CGAN(*build_models(ModelConfig("mlp", 8, 10, 8, 8)), loss="l2")
 
@@ -318,3 +320,33 @@ def test_diffaugment_shows_d_augmented_images_in_both_updates(tiny_data):
     real = np.asarray(seen[0])
     assert not np.array_equal(real, images.numpy()) and np.array_equal(
         real[real != 0], images.numpy()[real != 0])
+
+
+def test_mode_seeking_term_is_noise_distance_over_image_distance_within_a_class():
+    """Mao et al. (2019): 1 / (mean |x_i - x_j| / mean |z_i - z_j| + 1e-5) over pairs of
+    one class (here the neighbours once sorted by class: 0-3 and 3-5 of class 2, 1-4 of
+    class 7; the lone class 1 has no pair)."""
+    import tensorflow as tf
+
+    from cgan_mnist.gan import mode_seeking_term
+
+    rng = np.random.default_rng(0)
+    classes = np.array([2, 7, 1, 2, 7, 2])
+    images = rng.uniform(-1, 1, (6, 4, 4, 1)).astype("float32")
+    noise = rng.normal(size=(6, 3)).astype("float32")
+    labels = np.eye(10, dtype="float32")[classes]
+    pairs = [(0, 3), (3, 5), (1, 4)]
+    d_image = sum(np.abs(images[i] - images[j]).mean() for i, j in pairs)
+    d_noise = sum(np.abs(noise[i] - noise[j]).mean() for i, j in pairs)
+    got = float(mode_seeking_term(images, noise, labels))
+    assert got == pytest.approx(1 / (d_image / d_noise + 1e-5), rel=1e-5)
+    # Fakes of one class drawn further apart lower it; G's gradient pushes them apart.
+    spread = images.copy()
+    spread[3] = np.clip(images[0] + 2 * (images[3] - images[0]), -1, 1)
+    assert float(mode_seeking_term(spread, noise, labels)) < got
+    x = tf.Variable(images)
+    with tf.GradientTape() as tape:
+        term = mode_seeking_term(x, noise, labels)
+    stepped = images - 0.1 * tf.convert_to_tensor(tape.gradient(term, x)).numpy()
+    assert float(mode_seeking_term(stepped, noise, labels)) < got
+    assert float(mode_seeking_term(images[:3], noise[:3], labels[:3])) == 0.0  # no pair

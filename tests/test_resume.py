@@ -123,12 +123,13 @@ def test_a_run_with_every_quality_lever_resumes_exactly(tmp_path, tiny_data_dir,
                                                         monkeypatch):
     """The levers with state or randomness: the learning-rate schedule (the optimizers'
     step counts), spectral normalization's vectors u, DiffAugment's draws and the
-    balanced order; with R1, the hinge loss and the minibatch standard deviation. The run is interrupted after its first
+    balanced order; with R1, the hinge loss, the minibatch standard deviation and mode seeking. The run is interrupted after its first
     epoch (a shorter run would have another schedule); all are fixed on resume."""
     from cgan_mnist import training
 
     levers = {"lr_decay": 0.5, "spectral_norm": True, "diffaugment": "translation,cutout",
-              "balanced_batches": True, "r1": 1.0, "loss": "hinge", "minibatch_stddev": True}
+              "balanced_batches": True, "r1": 1.0, "loss": "hinge", "minibatch_stddev": True,
+              "mode_seeking": 1.0}
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     _train(straight, tiny_data_dir, arch, epochs=2, **levers)
     with monkeypatch.context() as patch:
