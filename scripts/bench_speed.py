@@ -252,6 +252,28 @@ def verdicts(rows: list[dict]) -> list[str]:
     return lines
 
 
+def report(rows: list[dict], first: dict, last: dict, peak: dict, steps: int, args) -> str:
+    """The dated section BENCHMARKS.md keeps: the machine, its peaks, the table, verdicts."""
+    return "\n".join([
+        f"## Training speed, {datetime.date.today()} "
+        f"(`python scripts/bench_speed.py{' --quick' if args.quick else ''}`)",
+        "",
+        f"Machine: {machine()}. "
+        f"Measured peak: matmul {peak['matmul']:.0f} GFLOP/s (best of "
+        + ", ".join(f"{k}: {v:.0f}" for k, v in peak["matmul_all"].items())
+        + f"), conv {peak['conv']:.0f} GFLOP/s; at the run's start {first['matmul']:.0f}, "
+        f"at its end {last['matmul']:.0f}. Each row's share is of its "
+        f"own matmul peak (1024 and 2048 with XLA, measured in its process just before / just "
+        f"after its timed steps). {steps} timed steps per row after "
+        f"20 warm-up steps (the keras.io recipe: timed by the clock), each row the best of "
+        f"{args.rounds} fresh processes, in rounds over all rows.",
+        "",
+        table(rows),
+        "",
+        *verdicts(rows),
+    ])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps (about 2 minutes)")
@@ -287,24 +309,7 @@ def main() -> None:
     last = measure_peak(seconds)
     peak, drift = steady_peak(first, last)
     unsteady = unsteady_judged(rows)
-    text = "\n".join([
-        f"## Training speed, {datetime.date.today()} "
-        f"(`python scripts/bench_speed.py{' --quick' if args.quick else ''}`)",
-        "",
-        f"Machine: {machine()}. "
-        f"Measured peak: matmul {peak['matmul']:.0f} GFLOP/s (best of "
-        + ", ".join(f"{k}: {v:.0f}" for k, v in peak["matmul_all"].items())
-        + f"), conv {peak['conv']:.0f} GFLOP/s; at the run's start {first['matmul']:.0f}, "
-        f"at its end {last['matmul']:.0f}. Each row's share is of its "
-        f"own matmul peak (1024 and 2048 with XLA, measured in its process just before / just "
-        f"after its timed steps). {steps} timed steps per row after "
-        f"20 warm-up steps (the keras.io recipe: timed by the clock), each row the best of "
-        f"{args.rounds} fresh processes, in rounds over all rows.",
-        "",
-        table(rows),
-        "",
-        *verdicts(rows),
-    ])
+    text = report(rows, first, last, peak, steps, args)
     print(text)
     if drift:  # information only: every row's share is of its own peak
         print(f"\n{drift}", file=sys.stderr)
