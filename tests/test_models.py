@@ -223,12 +223,12 @@ def test_a_runs_options_give_its_gan_options():
     cfg = validate_train_options({"lr": 1e-4, "d_lr": 3e-4, "beta1": 0.4, "ema": 0.99,
                                   "label_smoothing": 0.2, "reuse_fakes": True, "r1": 0.5,
                                   "diffaugment": "translation, cutout", "lr_decay": 0.25,
-                                  "epochs": 7})
+                                  "mode_seeking": 2.0, "epochs": 7})
     options = gan_options(cfg, steps_per_epoch=30)
     assert options == {"lr": 1e-4, "d_lr": 3e-4, "beta1": 0.4, "ema": 0.99,
                        "label_smoothing": 0.2, "reuse_fakes": True, "loss": "bce", "r1": 0.5,
                        "diffaugment": "translation,cutout", "lr_decay": 0.25,
-                       "total_steps": 210}
+                       "mode_seeking": 2.0, "total_steps": 210}
     assert set(options) <= set(inspect.signature(CGAN).parameters)
     assert gan_options(validate_train_options({"loss": "hinge"}), 1)["loss"] == "hinge"
     # Resumed with more epochs, a decaying run's schedule is recomputed from the new total.
