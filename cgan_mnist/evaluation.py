@@ -37,13 +37,16 @@ class EvalRequest:
 
 
 def request_for(model: Path, n_per_class: int, seed: int, json: Path | None,
-                data_dir: str | None, cas: bool = False, reference_seeds: int = 0) -> EvalRequest:
-    """A request that measures ``model`` against the dataset its run trained on."""
+                data_dir: str | None, cas: bool = False, reference_seeds: int = 0,
+                dataset: str | None = None) -> EvalRequest:
+    """A request that measures ``model`` against the dataset its run trained on; for a
+    model without its run's config.json, against ``dataset`` (default: MNIST)."""
     stored = run_folder.read_config(model.parent)
     name, path = run_folder.run_section(stored, "data", "name"), run_folder.recorded_data(stored)[0]
     paths = run_folder.for_model(model)
     return EvalRequest(model, n_per_class, seed, json, paths.confusion_plot, data_dir,
-                       name if isinstance(name, str) else "mnist", path, cas, reference_seeds)
+                       name if isinstance(name, str) else dataset or "mnist", path, cas,
+                       reference_seeds)
 
 
 def run(request: EvalRequest, log=print) -> dict:

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cgan_mnist import data, evaluation, evaluator, measuring, metrics, outputs, run_folder, sources
+from cgan_mnist import (arguments, data, evaluation, evaluator, measuring, metrics, outputs,
+                        run_folder, sources)
+from cgan_mnist.errors import UsageError
 
 # --- Fréchet distance ------------------------------------------------------------------
 
@@ -337,6 +339,23 @@ def test_cgan_eval_measures_a_run_against_its_own_dataset(tmp_path):
     assert (request.dataset, request.data_path) == ("fashion_mnist", "/data/fashion-mnist")
     bare = evaluation.request_for(tmp_path / "model" / "g.keras", 10, 0, None, None)
     assert (bare.dataset, bare.data_path) == ("mnist", None)  # a model alone: MNIST
+
+
+def test_cgan_eval_dataset_names_a_lone_models_data_and_cannot_contradict_a_run(tmp_path):
+    """A generator.keras copied away from its run was measured as MNIST, whatever it drew."""
+    lone = tmp_path / "lone" / "g.keras"
+    args = arguments.eval_parser().parse_args(["--model", str(lone), "--dataset", "fashion_mnist"])
+    assert arguments.validate_eval_args(args).dataset == "fashion_mnist"
+    (tmp_path / "config.json").write_text(json.dumps({"run": {"data": {"name": "mnist"}}}))
+    for dataset, error in (("fashion_mnist", "was trained on mnist, not fashion_mnist: drop "
+                                             "--dataset"),
+                           ("cifar", "unknown --dataset 'cifar'")):
+        args = arguments.eval_parser().parse_args(["--model", str(tmp_path / "generator.keras"),
+                                                   "--dataset", dataset])
+        with pytest.raises(UsageError, match=error):
+            arguments.validate_eval_args(args)
+    args = arguments.eval_parser().parse_args(["--outdir", str(tmp_path), "--dataset", "mnist"])
+    assert arguments.validate_eval_args(args).dataset == "mnist"  # agreeing is fine
 
 
 @pytest.mark.slow
