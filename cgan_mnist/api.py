@@ -112,14 +112,16 @@ def train(dataset: str = "mnist", epochs: int = 40, outdir: str | Path = ".", *,
 
 
 def evaluate(source: str | Path, n_per_class: int = 1000, seed: int = 0, *,
-             data_dir: str | None = None, cas: bool = False, log=print) -> dict:
+             data_dir: str | None = None, cas: bool = False, dataset: str | None = None,
+             log=print) -> dict:
     """Measure a run folder's (or a generator.keras file's) samples: the dict that
-    ``cgan-eval --json`` writes (``cas``: with the classification accuracy score)."""
+    ``cgan-eval --json`` writes (``cas``: with the classification accuracy score;
+    ``dataset``: the data of a generator.keras without its run's config.json)."""
     from . import evaluation
 
     source = Path(source)
     model = source / "generator.keras" if source.is_dir() else source
     n_per_class = _count(n_per_class, "n_per_class")
     request = evaluation.request_for(model, n_per_class, _count(seed, "seed", 0, MAX_SEED), None,
-                                     data_dir, cas)
+                                     data_dir, cas, dataset=dataset)
     return evaluation.run(request, log=log)

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import replace
 from pathlib import Path
 
-from .config import DATASETS, TrainConfig
+from .config import TrainConfig
 from .errors import UsageError
 from .train_arguments import add_model_options, add_run_options, integer
 
@@ -264,16 +264,9 @@ def validate_eval_args(args: argparse.Namespace):
     if not 0 <= args.reference_seeds <= MAX_REFERENCE_SEEDS:
         raise UsageError(f"--reference-seeds must be in 0..{MAX_REFERENCE_SEEDS}, "
                          f"got {args.reference_seeds}")
-    if args.dataset is not None and args.dataset not in DATASETS \
-            and not args.dataset.lower().endswith(".npz"):
-        raise UsageError(f"unknown --dataset {args.dataset!r}; choose one of "
-                         f"{', '.join(DATASETS)} or a .npz file")
     request = request_for(model_of(args), args.n_per_class, args.seed,
                           Path(args.json) if args.json else None, args.data_dir, args.cas,
                           args.reference_seeds, args.dataset)
-    if args.dataset not in (None, request.dataset):
-        raise UsageError(f"{request.model} was trained on {request.dataset}, not {args.dataset}: "
-                         f"drop --dataset (its run's config.json names the data)")
     if args.pretrained:  # measured against the data found here; nothing written in the package
         request = replace(request, data_path=None, confusion_png=Path("plots") / "confusion.png")
     return request

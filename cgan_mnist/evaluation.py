@@ -13,7 +13,8 @@ from functools import partial
 from pathlib import Path
 
 from . import data, generate, outputs, run_folder
-from .config import TrainConfig
+from .config import DATASETS, TrainConfig
+from .errors import UsageError
 from .evaluator import load_or_train
 from .measuring import (build_reference, evaluate, evaluation_rng, measure,
                         real_reference_spread, require_splits)
@@ -41,8 +42,14 @@ def request_for(model: Path, n_per_class: int, seed: int, json: Path | None,
                 dataset: str | None = None) -> EvalRequest:
     """A request that measures ``model`` against the dataset its run trained on; for a
     model without its run's config.json, against ``dataset`` (default: MNIST)."""
+    if dataset is not None and dataset not in DATASETS and not data.is_npz_path(dataset):
+        raise UsageError(f"unknown --dataset {dataset!r}; choose one of {', '.join(DATASETS)} "
+                         f"or a .npz file")
     stored = run_folder.read_config(model.parent)
     name, path = run_folder.run_section(stored, "data", "name"), run_folder.recorded_data(stored)[0]
+    if isinstance(name, str) and dataset not in (None, name):
+        raise UsageError(f"{model} was trained on {name}, not {dataset}: drop --dataset (its "
+                         f"run's config.json names the data)")
     paths = run_folder.for_model(model)
     return EvalRequest(model, n_per_class, seed, json, paths.confusion_plot, data_dir,
                        name if isinstance(name, str) else dataset or "mnist", path, cas,

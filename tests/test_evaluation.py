@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cgan_mnist import (arguments, data, evaluation, evaluator, measuring, metrics, outputs,
+from cgan_mnist import (api, arguments, data, evaluation, evaluator, measuring, metrics, outputs,
                         run_folder, sources)
 from cgan_mnist.errors import UsageError
 
@@ -356,6 +356,8 @@ def test_cgan_eval_dataset_names_a_lone_models_data_and_cannot_contradict_a_run(
             arguments.validate_eval_args(args)
     args = arguments.eval_parser().parse_args(["--outdir", str(tmp_path), "--dataset", "mnist"])
     assert arguments.validate_eval_args(args).dataset == "mnist"  # agreeing is fine
+    with pytest.raises(UsageError, match="not fashion_mnist"):  # the notebook API checks it too
+        api.evaluate(tmp_path, dataset="fashion_mnist")
 
 
 @pytest.mark.slow
