@@ -27,11 +27,11 @@ DROPOUT_MASKS = ("threefry", "keras")  # mirrors fast_layers.DROPOUT_MASKS
 FIXED_ON_RESUME = ("dataset", "arch", "latent_dim", "g_width", "d_width", "d_dropout",
                    "batch_size", "limit", "seed", "lr", "d_lr", "beta1", "ema",
                    "label_smoothing", "reuse_fakes", "mixed_precision", "loss", "r1",
-                   "diffaugment", "lr_decay", "spectral_norm", "balanced_batches", "dropout_masks",
+                   "r1_interval", "diffaugment", "lr_decay", "spectral_norm", "balanced_batches", "dropout_masks",
                    "minibatch_stddev", "mode_seeking")
 # What a run's config.json meant by an option it lacks (it predates the option).
 BEFORE_OPTION = {"d_lr": None, "ema": 0.0, "label_smoothing": 0.0, "reuse_fakes": False,
-                 "loss": "bce", "r1": 0.0, "diffaugment": "", "lr_decay": 0.0,
+                 "loss": "bce", "r1": 0.0, "r1_interval": 1, "diffaugment": "", "lr_decay": 0.0,
                  "spectral_norm": False, "balanced_batches": False, "eval_per_class": 100,
                  "dropout_masks": "keras", "minibatch_stddev": False, "mode_seeking": 0.0}
 D_DROPOUT_BEFORE_OPTION = {"dcgan": 0.0, "mlp": 0.3}  # per architecture
@@ -55,6 +55,7 @@ class TrainConfig:
     reuse_fakes: bool = True     # G's update reuses the D update's fakes (one G pass per step)
     loss: str = "bce"            # "bce" (non-saturating) or "hinge"
     r1: float = 0.0              # weight gamma of the R1 penalty on real images; 0: none
+    r1_interval: int = 1         # R1 every this many D updates, weighted as many times (lazy)
     diffaugment: str = ""        # DiffAugment policy, e.g. "translation,cutout"; "": none
     lr_decay: float = 0.0        # both rates fall linearly to 0 over this last fraction of steps
     spectral_norm: bool = False  # spectral normalization of D's kernels
@@ -85,7 +86,7 @@ OPTION_NAMES = tuple(f.name for f in fields(TrainConfig))
 _STR = ("dataset", "arch", "outdir", "strategy", "data_dir", "loss", "diffaugment",
         "dropout_masks")
 _INT = ("epochs", "batch_size", "latent_dim", "g_width", "d_width", "limit", "sample_interval",
-        "checkpoint_interval", "eval_interval", "eval_per_class", "seed")
+        "checkpoint_interval", "eval_interval", "eval_per_class", "seed", "r1_interval")
 _FLOAT = ("d_dropout", "lr", "d_lr", "beta1", "ema", "label_smoothing", "r1", "lr_decay",
           "mode_seeking")
 _BOOL = ("xla", "mixed_precision", "resume", "overwrite", "tensorboard", "reuse_fakes",
@@ -93,7 +94,7 @@ _BOOL = ("xla", "mixed_precision", "resume", "overwrite", "tensorboard", "reuse_
 # Sizes past these are typos, not experiments; the memory estimate below bounds their products.
 UPPER_LIMITS = {"epochs": 100_000, "batch_size": 65_536, "latent_dim": 4096, "g_width": 4096,
                 "d_width": 4096, "lr": 1.0, "d_lr": 1.0, "r1": 1000.0, "mode_seeking": 100.0,
-                "eval_per_class": 10_000}
+                "eval_per_class": 10_000, "r1_interval": 10_000}
 
 
 def _flag(name: str) -> str:
@@ -160,7 +161,7 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
     for name, low in (("epochs", 1), ("batch_size", 1), ("latent_dim", 1), ("g_width", 1),
                       ("d_width", 1), ("limit", 1), ("sample_interval", 1),
                       ("checkpoint_interval", 1), ("eval_interval", 0), ("seed", 0),
-                      ("eval_per_class", 10)):
+                      ("eval_per_class", 10), ("r1_interval", 1)):
         _check_range(given, name, low)
     if given.get("eval_interval") == 0:  # 0 switches the checks off, e.g. on --resume
         given["eval_interval"] = None
@@ -172,6 +173,9 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
     _check_fraction(given, "lr_decay", "the last fraction of the steps, e.g. 0.2")
     _check_range(given, "r1", 0.0)
     _check_range(given, "mode_seeking", 0.0)
+    if given.get("r1_interval", 1) > 1 and not given.get("r1"):
+        raise UsageError("--r1-interval applies the R1 penalty lazily, and there is none: "
+                         "give --r1 GAMMA too, or drop --r1-interval")
     _check_range(given, "beta1", 0.0, 0.999999)
     _check_loss(given)
     _check_range(given, "seed", high=2**31 - 1)
@@ -196,9 +200,9 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
 
 # The options a start-of-run line names when they differ from their defaults.
 _SHOWN_WHEN_CHANGED = ("latent_dim", "g_width", "d_width", "d_dropout", "dropout_masks", "beta1",
-                       "label_smoothing", "reuse_fakes", "loss", "r1", "diffaugment", "lr_decay",
-                       "spectral_norm", "balanced_batches", "minibatch_stddev", "mode_seeking",
-                       "mixed_precision", "xla", "strategy")
+                       "label_smoothing", "reuse_fakes", "loss", "r1", "r1_interval",
+                       "diffaugment", "lr_decay", "spectral_norm", "balanced_batches",
+                       "minibatch_stddev", "mode_seeking", "mixed_precision", "xla", "strategy")
 
 
 def changed_options(cfg: TrainConfig) -> list[str]:

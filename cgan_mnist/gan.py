@@ -24,11 +24,12 @@ Quality levers, all off by default (the step is then the one above, op for op):
 * ``loss="hinge"``: D minimizes relu(1 - real) + relu(1 + fake), G maximizes
   D's fake logits (Lim & Ye, 2017; Miyato et al., 2018);
 * ``r1`` > 0: the R1 penalty r1/2 * |grad_x D(x)|^2 on real images is added
-  to D's loss (Mescheder et al., 2018);
+  to D's loss (Mescheder et al., 2018); with ``r1_interval`` N > 1, only every
+  Nth D update, weighted N times (lazy regularization, Karras et al., 2020);
 * ``diffaugment``: every image D sees, real or fake, in either update, is
   augmented differentiably (Zhao et al., 2020; ``augment``);
 * ``lr_decay`` > 0: both learning rates fall linearly to 0 over that last
-  fraction of ``total_steps`` (``LinearDecayTail``, driven by the optimizers'
+  fraction of ``total_steps`` (``schedules.LinearDecayTail``, driven by the optimizers'
   step counts, so it resumes exactly);
 * ``mode_seeking`` > 0: G's loss gains that weight times ``mode_seeking_term``,
   which falls as fakes of one class drawn from different noise differ more
@@ -50,6 +51,7 @@ import keras
 import tensorflow as tf
 
 from . import augment
+from .schedules import rate_schedule
 from .run_folder import STEP_METRICS
 
 LOSSES = ("bce", "hinge")  # mirrored in config.LOSSES
@@ -84,7 +86,8 @@ class CGAN:
     def __init__(self, generator: keras.Model, discriminator: keras.Model, *,
                  lr: float = 2e-4, d_lr: float | None = None, beta1: float = 0.5,
                  ema: float = 0.0, label_smoothing: float = 0.0, reuse_fakes: bool = False,
-                 loss: str = "bce", r1: float = 0.0, diffaugment: str = "",
+                 loss: str = "bce", r1: float = 0.0, r1_interval: int = 1,
+                 diffaugment: str = "",
                  lr_decay: float = 0.0, mode_seeking: float = 0.0,
                  total_steps: int | None = None,
                  global_batch_size: int | None = None,
@@ -95,7 +98,8 @@ class CGAN:
         ``label_smoothing`` lowers D's target for real images to 1 - it; ``reuse_fakes``:
         G's update reuses the D update's fakes (one G forward pass per step, as in
         PyTorch's DCGAN example) instead of drawing new ones. ``loss``: "bce" or "hinge";
-        ``r1``: the weight gamma of the R1 penalty; ``diffaugment``: a policy such as
+        ``r1``: the weight gamma of the R1 penalty, applied every ``r1_interval``-th D
+        update (weighted that many times); ``diffaugment``: a policy such as
         "translation,cutout"; ``lr_decay``: the last fraction of ``total_steps`` over
         which both learning rates fall linearly to 0; ``mode_seeking``: the weight of
         ``mode_seeking_term`` in G's loss."""
@@ -113,11 +117,12 @@ class CGAN:
         self.real_target = 1.0 - float(label_smoothing)
         self.reuse_fakes = bool(reuse_fakes)
         self.loss, self.r1, self.mode_seeking = loss, float(r1), float(mode_seeking)
+        self.r1_interval = int(r1_interval)
         self.policy = augment.parse_policy(diffaugment)
         # DiffAugment's random numbers per image: for the real images, the D update's
         # fakes and the G update's fakes (``with_noise(..., uniforms=...)`` draws them).
         self.uniforms = 3 * augment.draws_needed(self.policy)
-        g_rate, d_rate = (_rate(rate, lr_decay, total_steps) for rate in (lr, d_lr or lr))
+        g_rate, d_rate = (rate_schedule(rate, lr_decay, total_steps) for rate in (lr, d_lr or lr))
         with self.strategy.scope():
             self.generator_ema = _copy(generator) if self.ema else None
             self.g_optimizer = _adam(g_rate, beta1, "g_adam", loss_scaling)
@@ -214,16 +219,26 @@ class CGAN:
     def _judge_real(self, real_images, labels):
         """D's logits for the real images and, with ``r1``, the R1 penalty
         r1/2 * |grad_x D(x)|^2 (its gradient taken by the caller's tape: a double
-        backward). Without ``r1`` the penalty is None and no gradient is taken. Under
-        float16 loss scaling this inner gradient is not scaled (not tried on a GPU yet)."""
+        backward). Without ``r1`` the penalty is None and no gradient is taken. With
+        ``r1_interval`` N > 1 the penalty, N times as heavy, is computed on the D updates
+        whose count is a multiple of N, and is 0 on the others (which skip its cost).
+        Under float16 loss scaling this inner gradient is not scaled (not tried on a GPU)."""
         if not self.r1:
             return self.discriminator([real_images, labels], training=True), None
+        if self.r1_interval == 1:
+            return self._judge_real_penalized(real_images, labels, self.r1)
+        due = tf.equal(self.d_optimizer.iterations % self.r1_interval, 0)
+        return tf.cond(due, lambda: self._judge_real_penalized(
+            real_images, labels, self.r1 * self.r1_interval), lambda: (
+            self.discriminator([real_images, labels], training=True), tf.constant(0.0)))
+
+    def _judge_real_penalized(self, real_images, labels, gamma):
         with tf.GradientTape() as tape:
             tape.watch(real_images)
             logits = self.discriminator([real_images, labels], training=True)
         slopes = tape.gradient(logits, real_images)  # per image: D has no batch coupling
         squared = tf.reduce_sum(tf.square(tf.cast(slopes, tf.float32)), axis=[1, 2, 3])
-        return logits, 0.5 * self.r1 * self._mean(squared)
+        return logits, 0.5 * gamma * self._mean(squared)
 
     def _discriminator_loss(self, real_logits, fake_logits):
         if self.loss == "hinge":
@@ -305,27 +320,6 @@ def _copy(model: keras.Model) -> keras.Model:
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     return copy
-
-
-class LinearDecayTail(keras.optimizers.schedules.LearningRateSchedule):
-    """``rate`` until the last ``fraction`` of ``total_steps``, then linearly down to 0
-    at ``total_steps``. A function of the optimizer's step count only, which the
-    checkpoint holds, so a resumed run continues the schedule exactly."""
-
-    def __init__(self, rate: float, total_steps: int, fraction: float):
-        self.rate, self.total_steps, self.fraction = float(rate), int(total_steps), float(fraction)
-
-    def __call__(self, step):
-        left = (self.total_steps - tf.cast(step, tf.float32)) / (self.fraction * self.total_steps)
-        return self.rate * tf.clip_by_value(left, 0.0, 1.0)
-
-    def get_config(self) -> dict:
-        return {"rate": self.rate, "total_steps": self.total_steps, "fraction": self.fraction}
-
-
-def _rate(lr: float, decay: float, total_steps: int | None):
-    """A constant rate (a float, as before the option) or, with ``decay``, its schedule."""
-    return LinearDecayTail(lr, total_steps, decay) if decay else lr
 
 
 def _adam(lr, beta1: float, name: str, loss_scaling: bool):

@@ -269,18 +269,19 @@ def layer_flops(wrapped: layers.Layer) -> int:
 
 
 def training_flops_per_image(generator: keras.Model, discriminator: keras.Model,
-                             reuse_fakes: bool = False, r1: bool = False) -> int:
+                             reuse_fakes: bool = False, r1: float = 0.0) -> int:
     """FLOPs of one training step divided by the batch size.
 
     With a backward pass costing twice its forward pass:
     D step = G forward + D forward/backward on a real and a fake image (1 G + 6 D);
     G step = G forward/backward + D forward/backward (3 G + 3 D), or with
     ``reuse_fakes`` G backward only, through the D step's fakes (2 G + 3 D).
-    ``r1`` adds, per real image, the gradient with respect to the image (a backward
-    pass: 2 D) and the backward pass through that one (twice it: 4 D): 6 D in all,
-    a rough count, not a measurement. DiffAugment and spectral normalization add
+    ``r1``, the share of D updates with the R1 penalty (1: every one; 1/N with
+    ``--r1-interval N``), adds that share of, per real image, the gradient with
+    respect to the image (a backward pass: 2 D) and the backward pass through that
+    one (twice it: 4 D): 6 D in all, a rough count, not a measurement. DiffAugment and spectral normalization add
     little (per-image 28x28 matrix products; one power iteration per layer and
     batch) and are not counted.
     """
     g, d = forward_flops(generator), forward_flops(discriminator)
-    return (3 if reuse_fakes else 4) * g + (15 if r1 else 9) * d
+    return (3 if reuse_fakes else 4) * g + round((9 + 6 * r1) * d)

@@ -55,7 +55,8 @@ class RunOutputs:
             "params": {"generator": gan.generator.count_params(),
                        "discriminator": gan.discriminator.count_params()},
             "training_flops_per_image": training_flops_per_image(
-                gan.generator, gan.discriminator, gan.reuse_fakes, bool(gan.r1)),
+                gan.generator, gan.discriminator, gan.reuse_fakes,
+                1 / gan.r1_interval if gan.r1 else 0.0),
             "devices": {"replicas": run.strategy.num_replicas_in_sync, "xla": run.xla,
                         "dtype_policy": run.dtype_policy or "float32"},
         }

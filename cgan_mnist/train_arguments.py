@@ -64,6 +64,9 @@ def add_model_options(p: argparse.ArgumentParser, d: TrainConfig) -> None:
         help="R1 penalty on real images (Mescheder et al. 2018): D's loss plus GAMMA/2 times "
              "the mean squared norm of D's gradient with respect to the image, e.g. 1 "
              f"(default {d.r1}: none)")
+    add("--r1-interval", type=integer, metavar="N",
+        help="lazy R1 (Karras et al. 2020): the penalty on every Nth D update only, weighted "
+             f"N times, for 1/N of its cost, e.g. 16 (default {d.r1_interval}: every update)")
     add("--mode-seeking", type=number, metavar="LAMBDA",
         help="mode seeking (Mao et al. 2019): G's loss plus LAMBDA over the ratio of image "
              "distance to noise distance between its fakes of one class, pushing fakes "

@@ -82,7 +82,8 @@ def gan_options(cfg: TrainConfig, steps_per_epoch: int) -> dict:
     resumed with more epochs recomputes its schedule from the new total."""
     return {"lr": cfg.lr, "d_lr": cfg.d_lr, "beta1": cfg.beta1, "ema": cfg.ema,
             "label_smoothing": cfg.label_smoothing, "reuse_fakes": cfg.reuse_fakes,
-            "loss": cfg.loss, "r1": cfg.r1, "diffaugment": cfg.diffaugment,
+            "loss": cfg.loss, "r1": cfg.r1, "r1_interval": cfg.r1_interval,
+            "diffaugment": cfg.diffaugment,
             "lr_decay": cfg.lr_decay, "mode_seeking": cfg.mode_seeking,
             "total_steps": cfg.epochs * steps_per_epoch}
 

@@ -44,6 +44,10 @@ def test_defaults_are_resolved_and_seed_recorded():
     ({"r1": float("nan")}, "--r1"),
     ({"r1": 1e6}, "--r1"),
     ({"r1": "1"}, "--r1"),
+    ({"r1": 1.0, "r1_interval": 0}, "--r1-interval"),
+    ({"r1": 1.0, "r1_interval": 2.0}, "--r1-interval"),
+    ({"r1": 1.0, "r1_interval": 10**5}, "--r1-interval"),
+    ({"r1_interval": 16}, "--r1-interval applies the R1 penalty lazily, and there is none"),
     ({"lr_decay": 1.0}, "--lr-decay"),
     ({"lr_decay": -0.1}, "--lr-decay"),
     ({"diffaugment": "flip"}, "--diffaugment"),
@@ -79,8 +83,8 @@ def test_resuming_a_run_from_before_an_option_keeps_its_old_meaning():
     with one learning rate: resuming keeps that, and refuses to switch it on."""
     stored = TrainConfig(arch="dcgan", seed=4, epochs=5).to_dict()
     del stored["ema"], stored["d_lr"], stored["label_smoothing"], stored["reuse_fakes"]
-    for name in ("loss", "r1", "diffaugment", "lr_decay", "spectral_norm", "balanced_batches",
-                 "minibatch_stddev", "mode_seeking"):
+    for name in ("loss", "r1", "r1_interval", "diffaugment", "lr_decay", "spectral_norm",
+                 "balanced_batches", "minibatch_stddev", "mode_seeking"):
         del stored[name]
     cfg = validate_train_options({"resume": True, "epochs": 10}, stored)
     assert cfg.ema == 0.0 and cfg.d_lr is None and cfg.label_smoothing == 0.0
@@ -93,7 +97,8 @@ def test_resuming_a_run_from_before_an_option_keeps_its_old_meaning():
                         ("--spectral-norm True", {"spectral_norm": True}),
                         ("--balanced-batches True", {"balanced_batches": True}),
                         ("--minibatch-stddev True", {"minibatch_stddev": True}),
-                        ("--mode-seeking 1.0", {"mode_seeking": 1.0})):
+                        ("--mode-seeking 1.0", {"mode_seeking": 1.0}),
+                        ("--r1-interval 4", {"r1_interval": 4})):
         with pytest.raises(UsageError, match=f"{flag} differs"):
             validate_train_options({"resume": True, **value}, stored)
     with pytest.raises(UsageError, match="--label-smoothing 0.1 differs"):
@@ -174,7 +179,7 @@ def test_the_quality_levers_are_off_by_default_and_checked():
     cfg = validate_train_options({})
     assert (cfg.loss, cfg.r1, cfg.diffaugment, cfg.lr_decay) == ("bce", 0.0, "", 0.0)
     assert cfg.spectral_norm is False and cfg.balanced_batches is False
-    assert cfg.minibatch_stddev is False and cfg.mode_seeking == 0.0
+    assert cfg.minibatch_stddev is False and cfg.mode_seeking == 0.0 and cfg.r1_interval == 1
     assert validate_train_options({"diffaugment": " translation , cutout"}).diffaugment == \
         "translation,cutout"
     assert validate_train_options({"diffaugment": "cutout,translation"}).diffaugment == \

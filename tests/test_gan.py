@@ -260,31 +260,49 @@ def test_the_r1_penalty_is_half_gamma_times_the_squared_input_gradient(tiny_data
     np.testing.assert_allclose(got_logits.numpy(), logits.numpy(), rtol=1e-6)
 
 
+def test_lazy_r1_is_n_times_the_penalty_on_every_nth_d_update_and_none_between(tiny_data):
+    """--r1-interval N (Karras et al. 2020): D updates 0, N, 2N... pay N times the penalty,
+    the others none, and their logits are D's as without R1."""
+    cfg = ModelConfig("dcgan", latent_dim=16, g_width=8, d_width=8)
+    every = CGAN(*build_models(cfg), r1=3.0)
+    lazy = CGAN(every.generator, every.discriminator, r1=3.0, r1_interval=4)
+    images, labels = _batch(tiny_data, 8, latent_dim=16)[:2]
+    logits, penalty = every._judge_real(images, labels)
+    for updates, weight in ((0, 4.0), (1, 0.0), (3, 0.0), (8, 4.0)):
+        lazy.d_optimizer.iterations.assign(updates)
+        got_logits, got = lazy._judge_real(images, labels)
+        assert float(got) == pytest.approx(weight * float(penalty), rel=1e-5), updates
+        np.testing.assert_allclose(got_logits.numpy(), logits.numpy(), rtol=1e-6)
+
+
 @pytest.mark.slow
 @pytest.mark.cpu_only_determinism
 def test_r1_and_diffaugment_compile_with_xla_to_the_same_step(tiny_data):
-    """The double backward of R1 and the augmentations compile under XLA and agree with
-    the step without it (the dcgan: its convolutions and augmented images are the harder
-    case; the mlp's step is the same code over dense layers)."""
+    """The double backward of R1 (lazy: inside a conditional) and the augmentations
+    compile under XLA and agree with the step without it (the dcgan: its convolutions
+    and augmented images are the harder case; the mlp's step is the same code over dense
+    layers)."""
     import keras
 
     cfg = ModelConfig("dcgan", latent_dim=16, g_width=8, d_width=8, spectral_norm=True)
     results = []
     for jit in (False, True):
         keras.utils.set_random_seed(2)
-        gan = CGAN(*build_models(cfg), r1=1.0, diffaugment="translation,cutout", loss="hinge",
-                   jit_compile=jit)
+        gan = CGAN(*build_models(cfg), r1=1.0, r1_interval=2, diffaugment="translation,cutout",
+                   loss="hinge", jit_compile=jit)
         batch = _batch(tiny_data, 16, latent_dim=16, uniforms=gan.uniforms)
-        results.append(({k: float(v) for k, v in gan.train_step(batch).items()},
+        steps = [gan.train_step(batch) for _ in range(2)]  # with R1 (lazy), then without
+        results.append(([{k: float(v) for k, v in step.items()} for step in steps],
                         gan.discriminator.get_weights()))
     (plain, d_plain), (xla, d_xla) = results
-    assert plain == pytest.approx(xla, rel=1e-4, abs=1e-5)
+    for step_plain, step_xla in zip(plain, xla):
+        assert step_plain == pytest.approx(step_xla, rel=1e-4, abs=1e-5)
     for a, b in zip(d_plain, d_xla):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_learning_rates_decay_linearly_over_the_last_fraction(tiny_data):
-    from cgan_mnist.gan import LinearDecayTail
+    from cgan_mnist.schedules import LinearDecayTail
 
     schedule = LinearDecayTail(1e-3, total_steps=100, fraction=0.25)
     rates = [float(schedule(step)) for step in (0, 75, 80, 99, 100, 120)]

@@ -222,12 +222,13 @@ def test_a_runs_options_give_its_gan_options():
 
     cfg = validate_train_options({"lr": 1e-4, "d_lr": 3e-4, "beta1": 0.4, "ema": 0.99,
                                   "label_smoothing": 0.2, "reuse_fakes": True, "r1": 0.5,
+                                  "r1_interval": 4,
                                   "diffaugment": "translation, cutout", "lr_decay": 0.25,
                                   "mode_seeking": 2.0, "epochs": 7})
     options = gan_options(cfg, steps_per_epoch=30)
     assert options == {"lr": 1e-4, "d_lr": 3e-4, "beta1": 0.4, "ema": 0.99,
                        "label_smoothing": 0.2, "reuse_fakes": True, "loss": "bce", "r1": 0.5,
-                       "diffaugment": "translation,cutout", "lr_decay": 0.25,
+                       "r1_interval": 4, "diffaugment": "translation,cutout", "lr_decay": 0.25,
                        "mode_seeking": 2.0, "total_steps": 210}
     assert set(options) <= set(inspect.signature(CGAN).parameters)
     assert gan_options(validate_train_options({"loss": "hinge"}), 1)["loss"] == "hinge"
@@ -303,6 +304,8 @@ def test_r1_is_counted_in_the_training_flops():
     g, d = forward_flops(generator), forward_flops(discriminator)
     assert training_flops_per_image(generator, discriminator) == 4 * g + 9 * d
     assert training_flops_per_image(generator, discriminator, r1=True) == 4 * g + 15 * d
+    lazy = training_flops_per_image(generator, discriminator, r1=1 / 4)  # --r1-interval 4
+    assert lazy == 4 * g + round(10.5 * d)
 
 
 def test_minibatch_stddev_adds_the_batch_spread_as_one_channel():

@@ -121,15 +121,16 @@ class _StopAtStep:
 @pytest.mark.parametrize("arch", ["dcgan", "mlp"])
 def test_a_run_with_every_quality_lever_resumes_exactly(tmp_path, tiny_data_dir, arch,
                                                         monkeypatch):
-    """The levers with state or randomness: the learning-rate schedule (the optimizers'
-    step counts), spectral normalization's vectors u, DiffAugment's draws and the
-    balanced order; with R1, the hinge loss, the minibatch standard deviation and mode seeking. The run is interrupted after its first
-    epoch (a shorter run would have another schedule); all are fixed on resume."""
+    """The levers with state or randomness: the learning-rate schedule and lazy R1 (the
+    optimizers' step counts), spectral normalization's vectors u, DiffAugment's draws and
+    the balanced order; with the hinge loss, the minibatch standard deviation and mode
+    seeking. The run is interrupted after its first epoch (a shorter run would have another
+    schedule); all are fixed on resume."""
     from cgan_mnist import training
 
     levers = {"lr_decay": 0.5, "spectral_norm": True, "diffaugment": "translation,cutout",
-              "balanced_batches": True, "r1": 1.0, "loss": "hinge", "minibatch_stddev": True,
-              "mode_seeking": 1.0}
+              "balanced_batches": True, "r1": 1.0, "r1_interval": 3, "loss": "hinge",
+              "minibatch_stddev": True, "mode_seeking": 1.0}  # R1 on D updates 0, 3, 6
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     _train(straight, tiny_data_dir, arch, epochs=2, **levers)
     with monkeypatch.context() as patch:
