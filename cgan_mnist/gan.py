@@ -51,8 +51,8 @@ import keras
 import tensorflow as tf
 
 from . import augment
-from .schedules import rate_schedule
 from .run_folder import STEP_METRICS
+from .schedules import rate_schedule
 
 LOSSES = ("bce", "hinge")  # mirrored in config.LOSSES
 
@@ -87,8 +87,7 @@ class CGAN:
                  lr: float = 2e-4, d_lr: float | None = None, beta1: float = 0.5,
                  ema: float = 0.0, label_smoothing: float = 0.0, reuse_fakes: bool = False,
                  loss: str = "bce", r1: float = 0.0, r1_interval: int = 1,
-                 diffaugment: str = "",
-                 lr_decay: float = 0.0, mode_seeking: float = 0.0,
+                 diffaugment: str = "", lr_decay: float = 0.0, mode_seeking: float = 0.0,
                  total_steps: int | None = None,
                  global_batch_size: int | None = None,
                  jit_compile: bool = False, loss_scaling: bool = False,
@@ -227,12 +226,17 @@ class CGAN:
             return self.discriminator([real_images, labels], training=True), None
         if self.r1_interval == 1:
             return self._judge_real_penalized(real_images, labels, self.r1)
+        heavy = self.r1 * self.r1_interval
+
+        def unpenalized():
+            return self.discriminator([real_images, labels], training=True), tf.constant(0.0)
+
         due = tf.equal(self.d_optimizer.iterations % self.r1_interval, 0)
-        return tf.cond(due, lambda: self._judge_real_penalized(
-            real_images, labels, self.r1 * self.r1_interval), lambda: (
-            self.discriminator([real_images, labels], training=True), tf.constant(0.0)))
+        return tf.cond(due, lambda: self._judge_real_penalized(real_images, labels, heavy),
+                       unpenalized)
 
     def _judge_real_penalized(self, real_images, labels, gamma):
+        """D's logits for the real images and the R1 penalty of weight ``gamma``."""
         with tf.GradientTape() as tape:
             tape.watch(real_images)
             logits = self.discriminator([real_images, labels], training=True)
