@@ -58,6 +58,12 @@ def add_model_options(p: argparse.ArgumentParser, d: TrainConfig) -> None:
         help="G's update reuses the fakes of D's update: one generator pass per step, "
              "as PyTorch's DCGAN example does (default); --no-reuse-fakes: a second noise "
              "draw, as runs did before")
+    _add_quality_levers(p, d)
+
+
+def _add_quality_levers(p: argparse.ArgumentParser, d: TrainConfig) -> None:
+    """The quality issue's levers, all off by default (docs/USAGE.md has a row for each)."""
+    add = p.add_argument
     add("--loss", help=f"the GAN loss: {', '.join(LOSSES)} (default {d.loss}: the "
                        "non-saturating cross-entropy; hinge: Lim & Ye 2017, Miyato et al. 2018)")
     add("--r1", type=number, metavar="GAMMA",
