@@ -18,6 +18,7 @@ DATASETS = ("mnist", "fashion_mnist")  # mirrors data.DATASETS; or the path of a
 STRATEGIES = ("default", "mirrored", "multi-worker")
 DEFAULT_WIDTHS = {"dcgan": (64, 32), "mlp": (256, 256)}  # (G, D); BENCHMARKS.md: why
 DEFAULT_D_DROPOUT = {"dcgan": 0.0, "mlp": 0.3}
+DEFAULT_R1 = {"dcgan": 0.1, "mlp": 0.0}  # R1's gamma; BENCHMARKS.md, "R1 at 40 epochs": why
 LOSSES = ("bce", "hinge")  # mirrors gan.LOSSES
 AUGMENTATIONS = ("translation", "cutout")  # mirrors augment.POLICIES
 DROPOUT_MASKS = ("threefry", "keras")  # mirrors fast_layers.DROPOUT_MASKS
@@ -54,7 +55,8 @@ class TrainConfig:
     label_smoothing: float = 0.0  # D's target for real images is 1 - this (one-sided)
     reuse_fakes: bool = True     # G's update reuses the D update's fakes (one G pass per step)
     loss: str = "bce"            # "bce" (non-saturating) or "hinge"
-    r1: float = 0.0              # weight gamma of the R1 penalty on real images; 0: none
+    r1: float | None = None      # weight gamma of the R1 penalty on real images; 0: none;
+                                 # None: the architecture's default
     r1_interval: int = 1         # R1 every this many D updates, weighted as many times (lazy)
     diffaugment: str = ""        # DiffAugment policy, e.g. "translation,cutout"; "": none
     lr_decay: float = 0.0        # both rates fall linearly to 0 over this last fraction of steps
@@ -151,6 +153,7 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
     """
     given = {k: v for k, v in given.items() if v is not None and k in OPTION_NAMES}
     _check_types(given)
+    lazy_asked = given.get("r1_interval", 1) > 1 and not given.get("resume")  # not the stored
     if "diffaugment" in given:
         given["diffaugment"] = _policy(given["diffaugment"])
     if given.get("resume") and given.get("overwrite"):
@@ -173,9 +176,6 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
     _check_fraction(given, "lr_decay", "the last fraction of the steps, e.g. 0.2")
     _check_range(given, "r1", 0.0)
     _check_range(given, "mode_seeking", 0.0)
-    if given.get("r1_interval", 1) > 1 and not given.get("r1"):
-        raise UsageError("--r1-interval applies the R1 penalty lazily, and there is none: "
-                         "give --r1 GAMMA too, or drop --r1-interval")
     _check_range(given, "beta1", 0.0, 0.999999)
     _check_loss(given)
     _check_range(given, "seed", high=2**31 - 1)
@@ -191,6 +191,10 @@ def validate_train_options(given: dict, stored: dict | None = None) -> TrainConf
     given.setdefault("d_width", d_default)
     if given.get("d_dropout") is None:
         given["d_dropout"] = DEFAULT_D_DROPOUT[arch]
+    given.setdefault("r1", DEFAULT_R1[arch])
+    if lazy_asked and not given["r1"]:
+        raise UsageError("--r1-interval applies the R1 penalty lazily, and there is none: "
+                         "give --r1 GAMMA too, or drop --r1-interval")
     if given.get("seed") is None:
         given["seed"] = secrets.randbelow(2**31)
     cfg = TrainConfig(**given)

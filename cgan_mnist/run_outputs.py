@@ -32,7 +32,6 @@ class RunOutputs:
     def __init__(self, run, dataset, paths: RunPaths, log, *, chief: bool = True, quality=None):
         import tensorflow as tf
 
-        from .models import training_flops_per_image
         from .training import SAMPLE_COLUMNS, fixed_noise
 
         self.run, self.cfg, self.paths, self.chief = run, run.cfg, paths, chief
@@ -54,9 +53,7 @@ class RunOutputs:
                      "steps_per_epoch": run.feeder.steps_per_epoch},
             "params": {"generator": gan.generator.count_params(),
                        "discriminator": gan.discriminator.count_params()},
-            "training_flops_per_image": training_flops_per_image(
-                gan.generator, gan.discriminator, gan.reuse_fakes,
-                1 / gan.r1_interval if gan.r1 else 0.0),
+            "training_flops_per_image": run.flops_per_image,
             "devices": {"replicas": run.strategy.num_replicas_in_sync, "xla": run.xla,
                         "dtype_policy": run.dtype_policy or "float32"},
         }

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from .config import ARCHS, AUGMENTATIONS, DATASETS, LOSSES, STRATEGIES, TrainConfig
+from .config import (ARCHS, AUGMENTATIONS, DATASETS, DEFAULT_R1, LOSSES, STRATEGIES,
+                     TrainConfig)
 
 
 def integer(text: str) -> int:
@@ -62,17 +63,20 @@ def add_model_options(p: argparse.ArgumentParser, d: TrainConfig) -> None:
 
 
 def _add_quality_levers(p: argparse.ArgumentParser, d: TrainConfig) -> None:
-    """The quality issue's levers, all off by default (docs/USAGE.md has a row for each)."""
+    """The quality issue's levers, all off by default but the dcgan's R1 (docs/USAGE.md
+    has a row for each)."""
     add = p.add_argument
     add("--loss", help=f"the GAN loss: {', '.join(LOSSES)} (default {d.loss}: the "
                        "non-saturating cross-entropy; hinge: Lim & Ye 2017, Miyato et al. 2018)")
     add("--r1", type=number, metavar="GAMMA",
         help="R1 penalty on real images (Mescheder et al. 2018): D's loss plus GAMMA/2 times "
              "the mean squared norm of D's gradient with respect to the image, e.g. 1 "
-             f"(default {d.r1}: none)")
+             f"(default {DEFAULT_R1['dcgan']:g} for dcgan, {DEFAULT_R1['mlp']:g}: none for mlp)")
     add("--r1-interval", type=integer, metavar="N",
         help="lazy R1 (Karras et al. 2020): the penalty on every Nth D update only, weighted "
-             f"N times, for 1/N of its cost, e.g. 16 (default {d.r1_interval}: every update)")
+             f"N times, for 1/N of its FLOPs; under XLA on a CPU its conditional makes the step "
+             "about 3x slower (BENCHMARKS.md; default "
+             f"{d.r1_interval}: every update)")
     add("--mode-seeking", type=number, metavar="LAMBDA",
         help="mode seeking (Mao et al. 2019): G's loss plus LAMBDA over the ratio of image "
              "distance to noise distance between its fakes of one class, pushing fakes "

@@ -132,6 +132,15 @@ class Run:
     def global_step(self) -> int:
         return int(self.step.numpy())
 
+    @property
+    def flops_per_image(self) -> int:
+        """Training FLOPs per image of this run's step (``models.training_flops_per_image``)."""
+        from .models import training_flops_per_image
+
+        gan = self.gan
+        return training_flops_per_image(gan.generator, gan.discriminator, gan.reuse_fakes,
+                                        1 / gan.r1_interval if gan.r1 else 0.0)
+
     def epoch_of(self, step: int) -> int:
         """The epoch that step number ``step + 1`` belongs to (1-based)."""
         return step // self.feeder.steps_per_epoch + 1

@@ -13,7 +13,8 @@ peak memory is that configuration's own), and reports:
 - peak resident memory;
 - the same for the "before" column: the plain loop, no XLA, batch 64, float32,
   and the ratio between the two columns; for one intra-op thread per step
-  (what a thread setting buys); for ``--no-reuse-fakes`` (the step before it became the default); and, for the mlp, for D's
+  (what a thread setting buys); for ``--no-reuse-fakes`` (the step before it became the default); for the dcgan,
+  ``--r1 0`` (before its lazy R1 became the default); and, for the mlp, for D's
   dropout masks drawn as Keras draws them (``--dropout-masks keras``);
 - the keras.io conditional-GAN recipe (``keras_io_cgan.py``), trained by
   ``Model.fit`` on the same MNIST images, and ours divided by it.
@@ -73,7 +74,6 @@ def measure_config(arch: str, batch_size: int, xla: bool, mixed: bool, steps: in
 
     from cgan_mnist import data
     from cgan_mnist.config import validate_train_options
-    from cgan_mnist.models import training_flops_per_image
     from cgan_mnist.training import build_run
 
     options = dict(options or {})
@@ -100,8 +100,7 @@ def measure_config(arch: str, batch_size: int, xla: bool, mixed: bool, steps: in
     images_per_s = steps * batch_size / (time.perf_counter() - started)
     return {"images_per_s": images_per_s, "pipeline_images_per_s": pipeline,
             "peak_before": peak_before, "peak_after": row_peak(),
-            "flops_per_image": training_flops_per_image(run.gan.generator, run.gan.discriminator,
-                                                        run.gan.reuse_fakes),
+            "flops_per_image": run.flops_per_image,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -177,6 +176,8 @@ def columns(arch: str, extra: bool = False) -> list[tuple]:
             ("--no-reuse-fakes", True, batch, False, {"reuse_fakes": False})]
     if arch == "mlp":  # D's dropout masks as Keras draws them (the mlp's bottleneck)
         rows.append(("--dropout-masks keras", True, batch, False, {"dropout_masks": "keras"}))
+    if arch == "dcgan":  # the step before lazy R1 became the dcgan's default (the quality issue)
+        rows.append(("--r1 0", True, batch, False, {"r1": 0.0}))
     if not extra:
         return rows
     # The cheaper mlp that was tried for speed (BENCHMARKS.md, "Speed experiments"):

@@ -60,6 +60,16 @@ def test_train_writes_every_output(trained_run_result):
     assert config["run"]["data"]["image_shape"] == [28, 28, 1]
     assert config["run"]["data"]["num_classes"] == 10
     assert config["run"]["finished_epochs"] == 2
+    # The dcgan's default R1 penalty is in the recorded cost.
+    from cgan_mnist import models, training
+    from cgan_mnist.config import validate_train_options
+
+    cfg = validate_train_options(config)
+    assert (cfg.r1, cfg.r1_interval) == (0.1, 1)
+    g, d = models.build_models(training.model_config(cfg, 10))
+    assert config["run"]["training_flops_per_image"] == \
+        models.training_flops_per_image(g, d, True, 1.0) > \
+        models.training_flops_per_image(g, d, True, 0.0)
 
 
 def test_generate_digit_png_and_npz(trained_run, tmp_path, run_cli):

@@ -131,7 +131,7 @@ CASES = [
     ("train", "--diffaugment flip", 2, "--diffaugment 'flip'"),
     ("train", "--diffaugment translation,translation", 2, "distinct names"),
     ("train", "--spectral-norm=yes", 2, "ignored explicit argument"),
-    ("train", "--outdir RUN --resume --r1 1", 2, "--r1 1.0 differs from the run's 0.0"),
+    ("train", "--outdir RUN --resume --r1 1", 2, "--r1 1.0 differs from the run's 0.1"),
     ("train", "--outdir RUN --resume --balanced-batches", 2, "differs from the run's"),
     ("train", "--no-such-option", 2, "unrecognized arguments"),
     # the folder: holds a run, is a file, resume that would change the run
