@@ -131,15 +131,29 @@ class CGAN:
             self.g_optimizer.build(generator.trainable_variables)
             self.d_optimizer.build(discriminator.trainable_variables)
         self._bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction="none")
-        self._replica_step = tf.function(self._train_step, jit_compile=jit_compile)
+        # Two compiled steps, without and with the R1 penalty, chosen per step in Python: a
+        # tf.cond between them inside XLA made every step 3x slower on a CPU (BENCHMARKS.md).
+        self._steps = tuple(tf.function(functools.partial(
+            self._distributed_step, tf.function(functools.partial(self._train_step, penalize=p),
+                                                jit_compile=jit_compile))) for p in (False, True))
         # XLA fuses the average's update into one pass over the weights: 7-10% of the
         # mlp's step on a CPU when each op made its own pass (BENCHMARKS.md).
         self._average = tf.function(self._update_average, jit_compile=jit_compile and
                                     self.strategy.num_replicas_in_sync == 1)
-        self.train_step = tf.function(self._distributed_step)
 
-    def _distributed_step(self, batch):
-        per_replica = self.strategy.run(self._replica_step, args=batch)
+    def train_step(self, batch) -> dict:
+        """One step on ``batch`` (images, labels, noise[, draws]); the step's metrics."""
+        return self._steps[self._penalized_now()](batch)
+
+    def _penalized_now(self) -> bool:
+        """Whether this step's D update carries the R1 penalty: always, or with
+        ``r1_interval`` N > 1 when the D optimizer's step count is a multiple of N."""
+        if not self.r1 or self.r1_interval == 1:
+            return bool(self.r1)
+        return int(self.d_optimizer.iterations.numpy()) % self.r1_interval == 0
+
+    def _distributed_step(self, replica_step, batch):
+        per_replica = self.strategy.run(replica_step, args=batch)
         if self.generator_ema is not None:
             self._average()
         return {name: self.strategy.reduce("SUM", value, axis=None)
@@ -161,14 +175,14 @@ class CGAN:
         """This replica's share of the global-batch mean (the replicas' shares sum to it)."""
         return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
 
-    def _train_step(self, real_images, labels, d_noise, g_noise, draws=None):
+    def _train_step(self, real_images, labels, d_noise, g_noise, draws=None, penalize=False):
         see_real, see_fake, see_g_fake = self._augmentations(draws)
         if self.reuse_fakes:
             return self._step_reusing_fakes(real_images, labels, d_noise,
-                                            (see_real, see_fake, see_g_fake))
+                                            (see_real, see_fake, see_g_fake), penalize)
         fake_images = self.generator([d_noise, labels], training=True)
         d_loss, real_logits, fake_logits = self._update_discriminator(
-            real_images, labels, fake_images, (see_real, see_fake))
+            real_images, labels, fake_images, (see_real, see_fake), penalize)
         with tf.GradientTape() as tape:
             fake_images = self.generator([g_noise, labels], training=True)
             g_loss = self._generator_loss(fake_images, labels, g_noise, see_g_fake)
@@ -176,7 +190,7 @@ class CGAN:
         _apply(self.g_optimizer, tape, g_scaled, self.generator.trainable_variables)
         return self._metrics(d_loss, g_loss, real_logits, fake_logits)
 
-    def _step_reusing_fakes(self, real_images, labels, noise, augmentations):
+    def _step_reusing_fakes(self, real_images, labels, noise, augmentations, penalize):
         """The same step with one G forward pass: G's update differentiates through the
         fakes the D update saw (D judging them anew, after its update)."""
         see_real, see_fake, see_g_fake = augmentations
@@ -184,7 +198,7 @@ class CGAN:
             fake_images = self.generator([noise, labels], training=True)
             with tape.stop_recording():
                 d_loss, real_logits, fake_logits = self._update_discriminator(
-                    real_images, labels, fake_images, (see_real, see_fake))
+                    real_images, labels, fake_images, (see_real, see_fake), penalize)
             g_loss = self._generator_loss(fake_images, labels, noise, see_g_fake)
             g_scaled = _scaled(self.g_optimizer, g_loss)
         _apply(self.g_optimizer, tape, g_scaled, self.generator.trainable_variables)
@@ -199,14 +213,15 @@ class CGAN:
         return tuple(functools.partial(augment.augment, policy=self.policy,
                                        draws=draws[:, i * n:(i + 1) * n]) for i in range(3))
 
-    def _update_discriminator(self, real_images, labels, fake_images, augmentations=(None, None)):
+    def _update_discriminator(self, real_images, labels, fake_images, augmentations=(None, None),
+                              penalize=False):
         """One D update on real (target 1 - smoothing) and fake (target 0) logits, or the
-        hinge loss; with ``r1``, plus the R1 penalty on the real images."""
+        hinge loss; if ``penalize``, plus the R1 penalty on the real images."""
         see_real, see_fake = augmentations
         if see_real is not None:
             real_images, fake_images = see_real(real_images), see_fake(fake_images)
         with tf.GradientTape() as tape:
-            real_logits, penalty = self._judge_real(real_images, labels)
+            real_logits, penalty = self._judge_real(real_images, labels, penalize)
             fake_logits = self.discriminator([fake_images, labels], training=True)
             d_loss = self._discriminator_loss(real_logits, fake_logits)
             if penalty is not None:
@@ -215,25 +230,15 @@ class CGAN:
         _apply(self.d_optimizer, tape, d_scaled, self.discriminator.trainable_variables)
         return d_loss, real_logits, fake_logits
 
-    def _judge_real(self, real_images, labels):
-        """D's logits for the real images and, with ``r1``, the R1 penalty
-        r1/2 * |grad_x D(x)|^2 (its gradient taken by the caller's tape: a double
-        backward). Without ``r1`` the penalty is None and no gradient is taken. With
-        ``r1_interval`` N > 1 the penalty, N times as heavy, is computed on the D updates
-        whose count is a multiple of N, and is 0 on the others (which skip its cost).
-        Under float16 loss scaling this inner gradient is not scaled (not tried on a GPU)."""
-        if not self.r1:
+    def _judge_real(self, real_images, labels, penalize):
+        """D's logits for the real images and, if ``penalize``, the R1 penalty
+        r1/2 * |grad_x D(x)|^2, times ``r1_interval`` (lazy R1 applies it on 1 update in
+        N); its gradient is taken by the caller's tape: a double backward. Otherwise the
+        penalty is None and no gradient is taken. Under float16 loss scaling this inner
+        gradient is not scaled (not tried on a GPU)."""
+        if not penalize:
             return self.discriminator([real_images, labels], training=True), None
-        if self.r1_interval == 1:
-            return self._judge_real_penalized(real_images, labels, self.r1)
-        heavy = self.r1 * self.r1_interval
-
-        def unpenalized():
-            return self.discriminator([real_images, labels], training=True), tf.constant(0.0)
-
-        due = tf.equal(self.d_optimizer.iterations % self.r1_interval, 0)
-        return tf.cond(due, lambda: self._judge_real_penalized(real_images, labels, heavy),
-                       unpenalized)
+        return self._judge_real_penalized(real_images, labels, self.r1 * self.r1_interval)
 
     def _judge_real_penalized(self, real_images, labels, gamma):
         """D's logits for the real images and the R1 penalty of weight ``gamma``."""

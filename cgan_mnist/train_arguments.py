@@ -74,9 +74,7 @@ def _add_quality_levers(p: argparse.ArgumentParser, d: TrainConfig) -> None:
              f"(default {DEFAULT_R1['dcgan']:g} for dcgan, {DEFAULT_R1['mlp']:g}: none for mlp)")
     add("--r1-interval", type=integer, metavar="N",
         help="lazy R1 (Karras et al. 2020): the penalty on every Nth D update only, weighted "
-             f"N times, for 1/N of its FLOPs; under XLA on a CPU its conditional makes the step "
-             "about 3x slower (BENCHMARKS.md; default "
-             f"{d.r1_interval}: every update)")
+             f"N times, for 1/N of its cost, e.g. 16 (default {d.r1_interval}: every update)")
     add("--mode-seeking", type=number, metavar="LAMBDA",
         help="mode seeking (Mao et al. 2019): G's loss plus LAMBDA over the ratio of image "
              "distance to noise distance between its fakes of one class, pushing fakes "

@@ -113,9 +113,10 @@ def profile(arch: str, options: dict, settings: dict, steps: int) -> dict:
     batch = tuple(next(iter(run.batches(1))))
     real, labels, d_noise, g_noise = batch
 
-    def d_update(real, labels, d_noise):
+    def d_update(real, labels, d_noise):  # with the R1 penalty if the run's first step has it
         return gan._update_discriminator(real, labels, gan.generator([d_noise, labels],
-                                                                     training=True))[0]
+                                                                     training=True),
+                                         penalize=gan._penalized_now())[0]
 
     def g_update(labels, g_noise):
         with tf.GradientTape() as tape:

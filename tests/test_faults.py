@@ -88,8 +88,8 @@ def test_nan_losses_stop_the_run_and_keep_the_last_good_checkpoint(tmp_path, tin
 
     original = CGAN._train_step
 
-    def poisoned(self, *batch):  # losses turn NaN from the 6th step on
-        metrics = original(self, *batch)
+    def poisoned(self, *batch, **options):  # losses turn NaN from the 6th step on
+        metrics = original(self, *batch, **options)
         bad = self.d_optimizer.iterations > 5
         metrics["d_loss"] = tf.where(bad, tf.constant(np.nan), metrics["d_loss"])
         return metrics

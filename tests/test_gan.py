@@ -186,7 +186,8 @@ def test_with_all_levers_off_the_step_is_the_one_from_before_them(tiny_data):
     batch = _batch(tiny_data, 8, latent_dim=16)
     assert len(batch) == 4
     assert gan._augmentations(None) == (None, None, None)
-    assert gan._judge_real(batch[0], batch[1])[1] is None
+    assert not gan._penalized_now()
+    assert gan._judge_real(batch[0], batch[1], False)[1] is None
     assert not any("vector_u" in v.path for v in gan.discriminator.variables)
     with_draws = _batch(tiny_data, 8, latent_dim=16, uniforms=12)
     assert len(with_draws) == 5 and with_draws[4].shape == (8, 12)
@@ -254,7 +255,8 @@ def test_the_r1_penalty_is_half_gamma_times_the_squared_input_gradient(tiny_data
         logits = gan.discriminator([images, labels], training=True)
     slopes = tape.gradient(logits, images).numpy()
     want = 1.5 * np.mean(np.sum(slopes**2, axis=(1, 2, 3)))
-    got_logits, penalty = gan._judge_real(images, labels)
+    assert gan._penalized_now()  # every D update
+    got_logits, penalty = gan._judge_real(images, labels, True)
     assert want > 0
     assert float(penalty) == pytest.approx(want, rel=1e-5)
     np.testing.assert_allclose(got_logits.numpy(), logits.numpy(), rtol=1e-6)
@@ -262,23 +264,28 @@ def test_the_r1_penalty_is_half_gamma_times_the_squared_input_gradient(tiny_data
 
 def test_lazy_r1_is_n_times_the_penalty_on_every_nth_d_update_and_none_between(tiny_data):
     """--r1-interval N (Karras et al. 2020): D updates 0, N, 2N... pay N times the penalty,
-    the others none, and their logits are D's as without R1."""
+    the others none (a step compiled without it: a conditional inside XLA was 3x slower),
+    and their logits are D's as without R1."""
     cfg = ModelConfig("dcgan", latent_dim=16, g_width=8, d_width=8)
     every = CGAN(*build_models(cfg), r1=3.0)
     lazy = CGAN(every.generator, every.discriminator, r1=3.0, r1_interval=4)
     images, labels = _batch(tiny_data, 8, latent_dim=16)[:2]
-    logits, penalty = every._judge_real(images, labels)
-    for updates, weight in ((0, 4.0), (1, 0.0), (3, 0.0), (8, 4.0)):
+    logits, penalty = every._judge_real(images, labels, every._penalized_now())
+    for updates, weight in ((0, 4.0), (1, None), (3, None), (8, 4.0)):
         lazy.d_optimizer.iterations.assign(updates)
-        got_logits, got = lazy._judge_real(images, labels)
-        assert float(got) == pytest.approx(weight * float(penalty), rel=1e-5), updates
+        assert lazy._penalized_now() is (weight is not None), updates
+        got_logits, got = lazy._judge_real(images, labels, lazy._penalized_now())
+        if weight is None:
+            assert got is None, updates  # and no double backward
+        else:
+            assert float(got) == pytest.approx(weight * float(penalty), rel=1e-5), updates
         np.testing.assert_allclose(got_logits.numpy(), logits.numpy(), rtol=1e-6)
 
 
 @pytest.mark.slow
 @pytest.mark.cpu_only_determinism
 def test_r1_and_diffaugment_compile_with_xla_to_the_same_step(tiny_data):
-    """The double backward of R1 (lazy: inside a conditional) and the augmentations
+    """The double backward of R1 (lazy: the two compiled steps in turn) and the augmentations
     compile under XLA and agree with the step without it (the dcgan: its convolutions
     and augmented images are the harder case; the mlp's step is the same code over dense
     layers)."""
