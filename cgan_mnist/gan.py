@@ -133,9 +133,10 @@ class CGAN:
         self._bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction="none")
         # Two compiled steps, without and with the R1 penalty, chosen per step in Python: a
         # tf.cond between them inside XLA made every step 3x slower on a CPU (BENCHMARKS.md).
-        self._steps = tuple(tf.function(functools.partial(
-            self._distributed_step, tf.function(functools.partial(self._train_step, penalize=p),
-                                                jit_compile=jit_compile))) for p in (False, True))
+        replica_steps = [tf.function(functools.partial(self._train_step, penalize=penalize),
+                                     jit_compile=jit_compile) for penalize in (False, True)]
+        self._steps = [tf.function(functools.partial(self._distributed_step, replica_step))
+                       for replica_step in replica_steps]
         # XLA fuses the average's update into one pass over the weights: 7-10% of the
         # mlp's step on a CPU when each op made its own pass (BENCHMARKS.md).
         self._average = tf.function(self._update_average, jit_compile=jit_compile and
