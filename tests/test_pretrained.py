@@ -50,7 +50,9 @@ def test_list_and_an_unknown_name(run_cli, assert_one_line_error):
     listed = run_cli("generate", "--pretrained", "list")
     assert listed.returncode == 0
     assert [line.split(":")[0] for line in listed.stdout.splitlines()] == pretrained.names()
-    assert "fashion_mnist-dcgan: conditional accuracy 93.80%" in listed.stdout
+    shipped = json.loads((pretrained.folder("fashion_mnist-dcgan") / "eval.json").read_text())
+    accuracy = 100 * shipped["generator"]["conditional_accuracy"]
+    assert f"fashion_mnist-dcgan: conditional accuracy {accuracy:.2f}%" in listed.stdout
     unknown = run_cli("generate", "--pretrained", "mnist-gan", "--digit", 7)
     assert_one_line_error(unknown, 2, "unknown pretrained generator 'mnist-gan'", "mnist-dcgan")
     assert_one_line_error(run_cli("eval", "--pretrained", "nope"), 2, "choose one of")
