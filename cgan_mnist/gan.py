@@ -131,8 +131,7 @@ class CGAN:
             self.g_optimizer.build(generator.trainable_variables)
             self.d_optimizer.build(discriminator.trainable_variables)
         self._bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction="none")
-        # Two compiled steps, without and with the R1 penalty, chosen per step in Python: a
-        # tf.cond between them inside XLA made every step 3x slower on a CPU (BENCHMARKS.md).
+        # Without and with R1, picked per step in Python: a tf.cond in XLA was 3x slower on a CPU.
         replica_steps = [tf.function(functools.partial(self._train_step, penalize=penalize),
                                      jit_compile=jit_compile) for penalize in (False, True)]
         self._steps = [tf.function(functools.partial(self._distributed_step, replica_step))
@@ -147,8 +146,7 @@ class CGAN:
         return self._steps[self._penalized_now()](batch)
 
     def _penalized_now(self) -> bool:
-        """Whether this step's D update carries the R1 penalty: always, or with
-        ``r1_interval`` N > 1 when the D optimizer's step count is a multiple of N."""
+        """Whether this step's D update has R1: always, or (lazy) on D updates 0, N, 2N..."""
         if not self.r1 or self.r1_interval == 1:
             return bool(self.r1)
         return int(self.d_optimizer.iterations.numpy()) % self.r1_interval == 0
